@@ -1,0 +1,1 @@
+"""Framework integrations, installed as `tenant_middleware.integrations`."""

@@ -1,0 +1,220 @@
+"""`TenancyConfig`: every setting, validated at construction, readable from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tenant_middleware.errors import ConfigError
+from tenant_middleware.sources.base import TenantSource
+from tenant_middleware.validation import normalize_domain, normalize_slug
+
+SourceName = Literal["subdomain", "custom_domain", "header", "jwt", "session", "path"]
+SOURCE_NAMES: tuple[str, ...] = typing.get_args(SourceName)
+JWT_ALGORITHMS = frozenset(
+    {
+        "HS256", "HS384", "HS512",
+        "RS256", "RS384", "RS512",
+        "PS256", "PS384", "PS512",
+        "ES256", "ES384", "ES512",
+        "EdDSA",
+    }
+)  # fmt: skip
+_HMAC = frozenset({"HS256", "HS384", "HS512"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TenancyConfig:
+    """Settings of a `Tenancy` runtime. Defaults need no server and no setting at all.
+
+    Every field has an environment variable: `TENANCY_` + the field name in upper case
+    (`TenancyConfig.from_env()`); tuples are comma-separated there.
+    """
+
+    # -- identification ---------------------------------------------------------------
+    sources: tuple[SourceName | TenantSource, ...] = ("subdomain", "custom_domain")
+    base_domains: tuple[str, ...] = ("localhost",)
+    reserved_subdomains: tuple[str, ...] = ("www", "api", "admin")
+    tenant_required: bool = True
+    exclude_paths: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    header_name: str = "x-tenant-id"
+    header_requires_trusted_proxy: bool = False
+    path_prefix: str = "/t"
+    session_key: str = "tenant_id"
+    jwt_algorithms: tuple[str, ...] = ()
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_jwks_cache_ttl: float = 300.0
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway: float = 30.0
+    jwt_claim: str = "tenant_id"
+    jwt_cookie: str | None = None
+    # -- context cache ----------------------------------------------------------------
+    cache_ttl: float = 60.0
+    negative_cache_ttl: float = 5.0
+    cache_max_entries: int = 10_000
+    # -- control plane ----------------------------------------------------------------
+    data_dir: Path = Path(".tenancy")
+    control_plane_url: str | None = None
+    busy_timeout: float = 5.0
+    # -- responses --------------------------------------------------------------------
+    retry_after: int = 5
+
+    def __post_init__(self) -> None:
+        self._check_sources()
+        self._check_domains()
+        self._check_numbers()
+        self._check_jwt()
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ConfigError("trusted_proxies", f"{cidr!r} is not an IP network") from exc
+        for path in self.exclude_paths:
+            if not path.startswith("/"):
+                raise ConfigError("exclude_paths", f"{path!r} must start with '/'")
+        if not self.path_prefix.startswith("/") or self.path_prefix.endswith("/"):
+            raise ConfigError("path_prefix", "must start with '/' and not end with '/'")
+        if not self.header_name or not self.header_name.isascii():
+            raise ConfigError("header_name", "must be a non-empty ASCII header name")
+        object.__setattr__(self, "header_name", self.header_name.lower())
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+
+    # -- derived ----------------------------------------------------------------------
+    @property
+    def control_plane_location(self) -> str:
+        """The control plane's URL: the setting, or a file in the data directory."""
+        if self.control_plane_url:
+            return self.control_plane_url
+        return f"file:{self.data_dir / 'control-plane.db'}"
+
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        """Names of the configured sources, built-in or custom."""
+        return tuple(s if isinstance(s, str) else s.name for s in self.sources)
+
+    # -- validation -------------------------------------------------------------------
+    def _check_sources(self) -> None:
+        if not self.sources:
+            raise ConfigError("sources", "at least one identification source is needed")
+        names = self.source_names
+        for source in self.sources:
+            if isinstance(source, str) and source not in SOURCE_NAMES:
+                raise ConfigError(
+                    "sources", f"unknown source {source!r}; choose from {', '.join(SOURCE_NAMES)}"
+                )
+        if len(set(names)) != len(names):
+            raise ConfigError("sources", "each source may appear once")
+
+    def _check_domains(self) -> None:
+        normalized = []
+        for domain in self.base_domains:
+            value = normalize_domain(domain)
+            if value is None:
+                raise ConfigError("base_domains", f"{domain!r} is not a valid domain")
+            normalized.append(value)
+        object.__setattr__(self, "base_domains", tuple(normalized))
+        reserved = []
+        for label in self.reserved_subdomains:
+            value = normalize_slug(label)
+            if value is None:
+                raise ConfigError("reserved_subdomains", f"{label!r} is not a DNS label")
+            reserved.append(value)
+        object.__setattr__(self, "reserved_subdomains", tuple(reserved))
+
+    def _check_numbers(self) -> None:
+        for name in ("cache_ttl", "jwt_jwks_cache_ttl", "busy_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(name, "must be greater than zero")
+        for name in ("negative_cache_ttl", "jwt_leeway"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, "must not be negative")
+        if self.cache_max_entries < 1:
+            raise ConfigError("cache_max_entries", "must be at least 1")
+        if self.retry_after < 1:
+            raise ConfigError("retry_after", "must be at least 1 second")
+
+    def _check_jwt(self) -> None:
+        for algorithm in self.jwt_algorithms:
+            if algorithm not in JWT_ALGORITHMS:
+                raise ConfigError(
+                    "jwt_algorithms", f"{algorithm!r} is not allowed (never 'none')"
+                )
+        if "jwt" not in self.source_names:
+            return
+        keys = [k for k in (self.jwt_secret, self.jwt_public_key, self.jwt_jwks_url) if k]
+        if len(keys) != 1:
+            raise ConfigError(
+                "jwt_secret",
+                "the jwt source needs exactly one of jwt_secret, jwt_public_key, jwt_jwks_url",
+            )
+        if not self.jwt_algorithms:
+            raise ConfigError("jwt_algorithms", "the jwt source needs an algorithm allow-list")
+        hmac = {a for a in self.jwt_algorithms if a in _HMAC}
+        if self.jwt_secret and hmac != set(self.jwt_algorithms):
+            raise ConfigError("jwt_algorithms", "a jwt_secret allows only HS256/HS384/HS512")
+        if not self.jwt_secret and hmac:
+            # Key confusion: an HMAC algorithm beside a public key lets anyone sign tokens.
+            raise ConfigError("jwt_algorithms", "HS* algorithms need jwt_secret, not a public key")
+        if self.jwt_secret and len(self.jwt_secret.encode()) < 32:
+            raise ConfigError("jwt_secret", "must be at least 32 bytes")
+
+    # -- environment ------------------------------------------------------------------
+    @classmethod
+    def from_env(
+        cls,
+        prefix: str = "TENANCY_",
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> TenancyConfig:
+        """Build a config from `{prefix}{FIELD}` variables; keyword arguments win over them."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            raw = env.get(prefix + item.name.upper())
+            if raw is None:
+                continue
+            values[item.name] = _parse(item.name, raw, hints[item.name])
+        values.update(overrides)
+        return cls(**values)
+
+
+def _parse(name: str, raw: str, hint: Any) -> Any:
+    """Convert one environment string to the field's type; `ConfigError` names the field."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if raw == "":
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    try:
+        if origin is tuple:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if hint is bool:
+            lowered = raw.strip().lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("expected true/false")
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is Path:
+            return Path(raw)
+        return raw
+    except ValueError as exc:
+        raise ConfigError(name, f"cannot parse {raw!r} from the environment: {exc}") from exc

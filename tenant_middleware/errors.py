@@ -1,0 +1,148 @@
+"""Every error the library raises, under one base.
+
+```
+TenancyError
+├── ConfigError            (ValueError)   a setting is missing or invalid; names the setting
+├── TenantNotFound         (LookupError)  identified, but no such tenant (slug, domain or id)
+├── TenantRequired                        no source identified a tenant and one is required
+├── TenantSuspended                       the tenant exists and is suspended
+├── TenantArchived                        the tenant exists and is archived
+├── TenantUnavailable                     provisioning, failed, or its database unreachable
+├── TenantMismatch                        two sources named different tenants
+├── InvalidCredentials                    a token was presented and failed verification
+├── ProvisioningError                     creating or migrating a tenant's database failed
+├── PlatformError                         a remote control API (sqld admin, Turso) failed
+├── DatabaseError                         a tenant or control-plane database call failed
+│   └── DatabaseBusy                      the database stayed locked past the busy timeout
+├── RegistryError                         the control plane rejected or failed an operation
+│   └── DuplicateTenant    (ValueError)   slug or domain already taken
+├── InvalidIdentifier      (ValueError)   a slug, domain or id given by an operator is malformed
+└── NoTenantContext        (LookupError)  code asked for the tenant outside a tenant scope
+```
+
+Request-facing errors carry the HTTP status and the problem `code` of the HTTP contract, so
+the middleware renders them without a lookup table that could drift from the classes.
+"""
+
+from __future__ import annotations
+
+
+class TenancyError(Exception):
+    """Base class of every error raised by tenant-middleware."""
+
+    status_code: int = 500
+    code: str = "tenancy_error"
+    title: str = "Tenancy error"
+
+
+class ConfigError(TenancyError, ValueError):
+    """A configuration setting is missing or invalid."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
+
+
+class TenantNotFound(TenancyError, LookupError):
+    """The request identified a tenant that does not exist."""
+
+    status_code = 404
+    code = "tenant_not_found"
+    title = "Tenant not found"
+
+
+class TenantRequired(TenancyError):
+    """No identification source yielded a tenant and the app requires one."""
+
+    status_code = 400
+    code = "tenant_required"
+    title = "Tenant required"
+
+
+class TenantSuspended(TenancyError):
+    """The tenant is suspended."""
+
+    status_code = 403
+    code = "tenant_suspended"
+    title = "Tenant suspended"
+
+
+class TenantArchived(TenancyError):
+    """The tenant is archived."""
+
+    status_code = 410
+    code = "tenant_archived"
+    title = "Tenant archived"
+
+
+class TenantUnavailable(TenancyError):
+    """The tenant cannot be served right now; retry later."""
+
+    status_code = 503
+    code = "tenant_unavailable"
+    title = "Tenant unavailable"
+
+    def __init__(self, message: str = "tenant unavailable", *, retry_after: int = 5) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class TenantMismatch(TenancyError):
+    """Identification sources named different tenants."""
+
+    status_code = 403
+    code = "tenant_mismatch"
+    title = "Tenant mismatch"
+
+
+class InvalidCredentials(TenancyError):
+    """A presented token failed verification (signature, algorithm, expiry, audience, issuer)."""
+
+    status_code = 401
+    code = "invalid_credentials"
+    title = "Invalid credentials"
+
+
+class ProvisioningError(TenancyError):
+    """Creating, migrating or destroying a tenant's database failed."""
+
+
+class PlatformError(TenancyError):
+    """A remote control API (sqld admin, Turso Platform) answered with an error."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class DatabaseError(TenancyError):
+    """A database call failed."""
+
+
+class DatabaseBusy(DatabaseError):
+    """The database stayed locked longer than the busy timeout."""
+
+
+class RegistryError(TenancyError):
+    """The control plane rejected or failed an operation."""
+
+
+class DuplicateTenant(RegistryError, ValueError):
+    """A slug or domain is already taken by a tenant."""
+
+
+class InvalidIdentifier(TenancyError, ValueError):
+    """A slug, domain or tenant id passed to an operator method is malformed."""
+
+
+class NoTenantContext(TenancyError, LookupError):
+    """`current_tenant()` was called outside a tenant scope."""
+
+    def __init__(
+        self,
+        message: str = (
+            "no tenant is bound: current_tenant() needs TenancyMiddleware on the app, "
+            "or a `tenant_scope(tenant)` block around code that runs outside a request"
+        ),
+    ) -> None:
+        super().__init__(message)

@@ -1,0 +1,81 @@
+"""Records shared by every layer: tenant status, tenant context, identification keys."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+KeyKind = Literal["id", "slug", "domain"]
+
+
+class TenantStatus(enum.StrEnum):
+    """Lifecycle state of a tenant, as recorded in the control plane."""
+
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    ARCHIVED = "archived"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantKey:
+    """What an identification source found: a tenant id, a slug or a domain."""
+
+    kind: KeyKind
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TenantContext:
+    """Everything a request needs to know about its tenant.
+
+    Database credentials never live here: they stay in the control plane, encrypted, and are
+    read only when a pool opens. `source` names the identification source that found the
+    tenant (empty when the context was not built from a request).
+    """
+
+    id: str
+    slug: str
+    status: TenantStatus
+    name: str = ""
+    plan: str | None = None
+    region: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metadata", _frozen_mapping(self.metadata))
+
+    def with_source(self, source: str) -> TenantContext:
+        """Return a copy that records which source identified the tenant."""
+        return TenantContext(
+            id=self.id,
+            slug=self.slug,
+            status=self.status,
+            name=self.name,
+            plan=self.plan,
+            region=self.region,
+            metadata=self.metadata,
+            source=source,
+            version=self.version,
+        )
+
+    def matches(self, key: TenantKey) -> bool:
+        """Whether `key` names this tenant by id or slug (domains are resolved elsewhere)."""
+        if key.kind == "id":
+            return key.value == self.id
+        if key.kind == "slug":
+            return key.value == self.slug
+        return False

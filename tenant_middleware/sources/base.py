@@ -1,0 +1,42 @@
+"""The identification source interface.
+
+A source looks at an ASGI scope and says which tenant it names, if any: a `TenantKey` of kind
+`id`, `slug` or `domain`. Sources do no registry lookups of their own; the resolver validates
+keys, looks them up through the cache and applies the agreement policy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from tenant_middleware._types import Scope
+    from tenant_middleware.models import TenantKey
+
+
+@runtime_checkable
+class TenantSource(Protocol):
+    """Find a tenant key in a request. Raise `InvalidCredentials` for a bad token."""
+
+    name: str
+
+    async def identify(self, scope: Scope) -> TenantKey | None:
+        """Return the key this request names, or None if this source finds nothing."""
+        ...
+
+
+@runtime_checkable
+class ScopeRewriter(Protocol):
+    """A source that must adjust the scope once its key has been accepted (path prefixes)."""
+
+    def rewrite(self, scope: Scope, key: TenantKey) -> Scope:
+        """Return the scope the app should see."""
+        ...
+
+
+def header_value(scope: Scope, name: bytes) -> str | None:
+    """Return the first value of a header (`name` lower-case), decoded as latin-1."""
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
