@@ -1,0 +1,58 @@
+"""FastAPI dependencies: `CurrentTenant`, `OptionalTenant` and plan guards.
+
+```python
+@app.get("/me")
+async def me(tenant: CurrentTenant) -> dict[str, str]:
+    return {"slug": tenant.slug}
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+try:
+    from fastapi import Depends, HTTPException
+    from fastapi.requests import HTTPConnection
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "tenant_middleware.integrations.fastapi needs FastAPI: "
+        "pip install 'tenant-middleware[fastapi]'"
+    ) from exc
+
+from tenant_middleware.integrations.starlette import request_tenant, request_tenant_or_none
+from tenant_middleware.models import TenantContext
+
+
+def _current_tenant(connection: HTTPConnection) -> TenantContext:
+    return request_tenant(connection)
+
+
+def _optional_tenant(connection: HTTPConnection) -> TenantContext | None:
+    return request_tenant_or_none(connection)
+
+
+CurrentTenant = Annotated[TenantContext, Depends(_current_tenant)]
+"""The request's tenant; the middleware has already refused requests without one."""
+
+OptionalTenant = Annotated[TenantContext | None, Depends(_optional_tenant)]
+"""The request's tenant, or None on apps configured with `tenant_required=False`."""
+
+
+def require_plan(*plans: str) -> Callable[[HTTPConnection], TenantContext]:
+    """Build a dependency that admits only tenants on one of `plans` (403 otherwise)."""
+    if not plans:
+        raise ValueError("require_plan() needs at least one plan")
+    allowed = frozenset(plans)
+
+    def guard(connection: HTTPConnection) -> TenantContext:
+        tenant = request_tenant(connection)
+        if tenant.plan not in allowed:
+            raise HTTPException(
+                status_code=403,
+                detail={"code": "plan_not_allowed", "title": "Your plan does not include this"},
+            )
+        return tenant
+
+    return guard

@@ -1,0 +1,29 @@
+"""Starlette helpers: the request's tenant from `request.state`."""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from tenant_middleware.errors import NoTenantContext
+from tenant_middleware.models import TenantContext
+
+_MISSING_MIDDLEWARE = (
+    "request.state.tenant is not set: TenancyMiddleware must be installed to access the tenant"
+)
+
+
+def request_tenant_or_none(connection: HTTPConnection) -> TenantContext | None:
+    """Return the tenant bound to a request or WebSocket, or None when tenancy was optional."""
+    state = connection.scope.get("state")
+    if state is None or "tenant" not in state:
+        raise NoTenantContext(_MISSING_MIDDLEWARE)
+    tenant: TenantContext | None = state["tenant"]
+    return tenant
+
+
+def request_tenant(connection: HTTPConnection) -> TenantContext:
+    """Return the tenant bound to a request or WebSocket; `NoTenantContext` if there is none."""
+    tenant = request_tenant_or_none(connection)
+    if tenant is None:
+        raise NoTenantContext("this request has no tenant (the app made tenants optional)")
+    return tenant

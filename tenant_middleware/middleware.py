@@ -1,0 +1,105 @@
+"""`TenancyMiddleware`: pure ASGI; identifies, checks and binds each request's tenant."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from tenant_middleware.context import _current
+from tenant_middleware.errors import (
+    DatabaseError,
+    RegistryError,
+    TenancyError,
+    TenantUnavailable,
+)
+from tenant_middleware.problems import ErrorHandler, send_problem
+
+if TYPE_CHECKING:
+    from tenant_middleware._types import ASGIApp, Message, Receive, Scope, Send
+    from tenant_middleware.runtime import Tenancy
+
+logger = logging.getLogger("tenant_middleware")
+
+
+class TenancyMiddleware:
+    """Make an ASGI app multi-tenant.
+
+    Starts the `Tenancy` runtime on the app's lifespan (or on the first request under a server
+    that sends none) and closes it on shutdown. Requests whose tenant cannot be served are
+    answered here and never reach the app.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tenancy: Tenancy,
+        on_error: ErrorHandler | None = None,
+    ) -> None:
+        self.app = app
+        self.tenancy = tenancy
+        self.on_error: ErrorHandler = on_error or send_problem
+        self._resolve = tenancy.resolver.resolve
+        excluded = tenancy.config.exclude_paths
+        self._excluded_exact = frozenset(excluded)
+        self._excluded_prefixes = tuple(path.rstrip("/") + "/" for path in excluded)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type not in ("http", "websocket"):
+            if scope_type == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        if self._excluded_exact and self._is_excluded(scope):
+            await self.app(scope, receive, send)
+            return
+        try:
+            if not self.tenancy.started:
+                await self.tenancy.start()
+            resolution = await self._resolve(scope)
+        except TenancyError as error:
+            await self._refuse(scope, receive, send, error)
+            return
+        scope = resolution.scope
+        tenant = resolution.tenant
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = state = {}
+        state["tenant"] = tenant
+        token = _current.set(tenant)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _current.reset(token)
+
+    def _is_excluded(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :]
+        return path in self._excluded_exact or path.startswith(self._excluded_prefixes)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, error: TenancyError) -> None:
+        if isinstance(error, DatabaseError | RegistryError):
+            # The control plane is down or failing: fail closed, and tell the client to retry.
+            logger.error("tenant lookup failed: %s", error, exc_info=error)
+            error = TenantUnavailable(retry_after=self.tenancy.config.retry_after)
+        await self.on_error(scope, receive, send, error)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def receive_and_start() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # Before the app's own startup, so its lifespan can already use the tenancy.
+                await self.tenancy.start()
+            return message
+
+        async def close_then_send(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                # After the app's own shutdown, which may still use the tenancy.
+                await self.tenancy.aclose()
+            await send(message)
+
+        await self.app(scope, receive_and_start, close_then_send)

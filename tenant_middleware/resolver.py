@@ -1,0 +1,100 @@
+"""The identification chain and its policy: which tenant a request belongs to, or why none.
+
+The first source that yields a key decides; every other source that yields one must name the
+same tenant, or the request is refused (`TenantMismatch`: a JWT for tenant B on tenant A's
+host). Keys of other sources are compared without a lookup where they name an id or slug, so a
+mismatch answer never tells a client whether the other tenant exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tenant_middleware.errors import (
+    TenantArchived,
+    TenantMismatch,
+    TenantNotFound,
+    TenantRequired,
+    TenantSuspended,
+    TenantUnavailable,
+)
+from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.sources.base import ScopeRewriter, TenantSource
+
+if TYPE_CHECKING:
+    from tenant_middleware._types import Scope
+    from tenant_middleware.cache import TenantCache
+
+CacheKey = tuple[str, TenantKey]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """A request's tenant (None when optional and absent) and the scope the app should see."""
+
+    tenant: TenantContext | None
+    scope: Scope
+
+
+class Resolver:
+    """Run the identification chain, look keys up through the cache, apply the policy."""
+
+    def __init__(
+        self,
+        sources: Sequence[TenantSource],
+        cache: TenantCache[CacheKey],
+        *,
+        tenant_required: bool,
+        retry_after: int,
+    ) -> None:
+        self._sources = tuple(sources)
+        self._rewriters: dict[int, ScopeRewriter] = {
+            id(s): s for s in self._sources if isinstance(s, ScopeRewriter)
+        }
+        self._cache = cache
+        self._tenant_required = tenant_required
+        self._retry_after = retry_after
+
+    async def resolve(self, scope: Scope) -> Resolution:
+        """Identify the request's tenant; raise a request-facing `TenancyError` otherwise."""
+        found: list[tuple[TenantSource, TenantKey]] = []
+        for source in self._sources:
+            key = await source.identify(scope)
+            if key is not None:
+                found.append((source, key))
+        if not found:
+            if self._tenant_required:
+                raise TenantRequired("this endpoint needs a tenant")
+            return Resolution(None, scope)
+        first_source, first_key = found[0]
+        tenant = await self._cache.get((first_source.name, first_key))
+        if tenant is None:
+            raise TenantNotFound("no such tenant")
+        for source, key in found[1:]:
+            if not await self._agrees(tenant, source, key):
+                raise TenantMismatch("the request names more than one tenant")
+        self._check_status(tenant)
+        if self._rewriters:
+            for source, key in found:
+                rewriter = self._rewriters.get(id(source))
+                if rewriter is not None:
+                    scope = rewriter.rewrite(scope, key)
+        return Resolution(tenant, scope)
+
+    async def _agrees(self, tenant: TenantContext, source: TenantSource, key: TenantKey) -> bool:
+        if key.kind != "domain":
+            return tenant.matches(key)
+        other = await self._cache.get((source.name, key))
+        return other is not None and other.id == tenant.id
+
+    def _check_status(self, tenant: TenantContext) -> None:
+        status = tenant.status
+        if status is TenantStatus.ACTIVE:
+            return
+        if status is TenantStatus.SUSPENDED:
+            raise TenantSuspended("this tenant is suspended")
+        if status is TenantStatus.ARCHIVED:
+            raise TenantArchived("this tenant is archived")
+        raise TenantUnavailable("this tenant is not available yet", retry_after=self._retry_after)
