@@ -1,5 +1,16 @@
 """Async database access: one connection protocol, one backend per kind of URL."""
 
+from tenant_middleware.db.connect import connect
 from tenant_middleware.db.protocol import Connection, Executor, Params, ResultSet, Statement, Value
+from tenant_middleware.db.sqlite import SQLiteConnection
 
-__all__ = ["Connection", "Executor", "Params", "ResultSet", "Statement", "Value"]
+__all__ = [
+    "Connection",
+    "Executor",
+    "Params",
+    "ResultSet",
+    "SQLiteConnection",
+    "Statement",
+    "Value",
+    "connect",
+]

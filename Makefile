@@ -1,0 +1,21 @@
+# The two commands of the README. Each sets up what it needs in .venv on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: example test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+example: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[example]'
+	$(BIN)/uvicorn example_app.main:app --host 127.0.0.1 --port 8000
+
+test: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q

@@ -1,0 +1,54 @@
+"""Identify the tenant from a path prefix (`/t/{slug}/...`) and hide it from the app's routes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tenant_middleware.errors import ConfigError
+from tenant_middleware.sources.header import explicit_key
+
+if TYPE_CHECKING:
+    from tenant_middleware._types import Scope
+    from tenant_middleware.models import TenantKey
+
+
+class PathSource:
+    """Map `/t/acme/notes` to the slug `acme` (or an id key for a UUID segment).
+
+    Once the key is accepted, `rewrite` moves `/t/acme` into `root_path`, the way Starlette's
+    `Mount` does, so the app routes `/notes` while `request.url` keeps the full path.
+    """
+
+    name = "path"
+
+    def __init__(self, *, prefix: str = "/t") -> None:
+        if not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+            raise ConfigError("prefix", "must start with '/' and not end with '/'")
+        self.prefix = prefix
+        self._start = prefix + "/"
+
+    async def identify(self, scope: Scope) -> TenantKey | None:
+        """Return the key of the path segment after the prefix, or None outside the prefix."""
+        segment = self._segment(scope)
+        if segment is None:
+            return None
+        return explicit_key(segment)
+
+    def rewrite(self, scope: Scope, key: TenantKey) -> Scope:
+        """Return a copy of `scope` whose `root_path` ends with the tenant prefix."""
+        segment = self._segment(scope)
+        if segment is None:
+            return scope
+        rewritten = dict(scope)
+        rewritten["root_path"] = f"{scope.get('root_path', '')}{self._start}{segment}"
+        return rewritten
+
+    def _segment(self, scope: Scope) -> str | None:
+        # The path the app routes on, as starlette.routing.get_route_path computes it.
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] == "/":
+            path = path[len(root_path) :]
+        if not path.startswith(self._start):
+            return None
+        return path[len(self._start) :].partition("/")[0] or None

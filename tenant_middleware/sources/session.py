@@ -1,0 +1,40 @@
+"""Identify the tenant from a value stored in the signed session cookie."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tenant_middleware.errors import ConfigError, TenantNotFound
+from tenant_middleware.sources.header import explicit_key
+
+if TYPE_CHECKING:
+    from tenant_middleware._types import Scope
+    from tenant_middleware.models import TenantKey
+
+
+class SessionSource:
+    """Read a tenant id or slug from `scope["session"]` (Starlette's `SessionMiddleware`)."""
+
+    name = "session"
+
+    def __init__(self, *, key: str = "tenant_id") -> None:
+        if not key:
+            raise ConfigError("key", "must be a non-empty session key")
+        self.key = key
+
+    async def identify(self, scope: Scope) -> TenantKey | None:
+        """Return the key stored in the session, None if absent; `TenantNotFound` if malformed."""
+        try:
+            session = scope["session"]
+        except KeyError:
+            raise ConfigError(
+                "sources",
+                "SessionSource needs starlette.middleware.sessions.SessionMiddleware installed "
+                "outside TenancyMiddleware (listed before it in the app's middleware)",
+            ) from None
+        value = session.get(self.key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise TenantNotFound("no such tenant")
+        return explicit_key(value)

@@ -1,0 +1,204 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tenant_middleware.cache import TenantCache
+from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+
+ACME = TenantContext(id="00000000-0000-4000-8000-000000000001", slug="acme", status=TenantStatus.ACTIVE)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Registry:
+    """A loader that counts lookups and can be made slow or failing."""
+
+    def __init__(self, tenants: dict[TenantKey, TenantContext]) -> None:
+        self.tenants = tenants
+        self.lookups: list[TenantKey] = []
+        self.gate: asyncio.Event | None = None
+        self.error: Exception | None = None
+
+    async def __call__(self, key: TenantKey) -> TenantContext | None:
+        self.lookups.append(key)
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.error is not None:
+            raise self.error
+        return self.tenants.get(key)
+
+
+def make_cache(
+    registry: Registry, clock: Clock, *, max_entries: int = 100
+) -> TenantCache[TenantKey]:
+    return TenantCache(registry, ttl=60, negative_ttl=5, max_entries=max_entries, clock=clock)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def registry() -> Registry:
+    return Registry({TenantKey("slug", "acme"): ACME, TenantKey("domain", "acme.com"): ACME})
+
+
+async def test_hit_after_first_load(registry: Registry, clock: Clock) -> None:
+    cache = make_cache(registry, clock)
+    assert await cache.get(TenantKey("slug", "acme")) is ACME
+    assert await cache.get(TenantKey("slug", "acme")) is ACME
+    assert len(registry.lookups) == 1
+    stats = cache.stats()
+    assert (stats.hits, stats.misses, stats.loads, stats.size) == (1, 1, 1, 1)
+
+
+async def test_entry_expires_after_ttl(registry: Registry, clock: Clock) -> None:
+    cache = make_cache(registry, clock)
+    await cache.get(TenantKey("slug", "acme"))
+    clock.now += 59.9
+    await cache.get(TenantKey("slug", "acme"))
+    assert len(registry.lookups) == 1
+    clock.now += 0.2
+    await cache.get(TenantKey("slug", "acme"))
+    assert len(registry.lookups) == 2
+
+
+async def test_unknown_key_is_cached_negatively_for_the_negative_ttl(
+    registry: Registry, clock: Clock
+) -> None:
+    cache = make_cache(registry, clock)
+    unknown = TenantKey("slug", "nope")
+    assert await cache.get(unknown) is None
+    clock.now += 4.9
+    assert await cache.get(unknown) is None
+    assert registry.lookups == [unknown]
+    assert cache.stats().negative_hits == 1
+    clock.now += 0.2
+    assert await cache.get(unknown) is None
+    assert registry.lookups == [unknown, unknown]
+
+
+async def test_concurrent_misses_make_one_lookup(registry: Registry, clock: Clock) -> None:
+    cache = make_cache(registry, clock)
+    registry.gate = asyncio.Event()
+    waiters = [asyncio.create_task(cache.get(TenantKey("slug", "acme"))) for _ in range(100)]
+    await asyncio.sleep(0)
+    registry.gate.set()
+    results = await asyncio.gather(*waiters)
+    assert all(result is ACME for result in results)
+    assert len(registry.lookups) == 1
+
+
+async def test_invalidate_drops_every_key_of_the_tenant(registry: Registry, clock: Clock) -> None:
+    cache = make_cache(registry, clock)
+    await cache.get(TenantKey("slug", "acme"))
+    await cache.get(TenantKey("domain", "acme.com"))
+    cache.invalidate(ACME.id)
+    assert cache.stats().size == 0
+    await cache.get(TenantKey("slug", "acme"))
+    await cache.get(TenantKey("domain", "acme.com"))
+    assert len(registry.lookups) == 4
+
+
+async def test_load_started_before_invalidation_is_not_written_back(
+    registry: Registry, clock: Clock
+) -> None:
+    cache = make_cache(registry, clock)
+    registry.gate = asyncio.Event()
+    pending = asyncio.create_task(cache.get(TenantKey("slug", "acme")))
+    await asyncio.sleep(0)
+    cache.invalidate(ACME.id)
+    registry.gate.set()
+    assert await pending is ACME
+    assert cache.stats().size == 0
+
+
+async def test_errors_reach_every_waiter_and_are_not_cached(
+    registry: Registry, clock: Clock
+) -> None:
+    cache = make_cache(registry, clock)
+    registry.gate = asyncio.Event()
+    registry.error = RuntimeError("registry down")
+    waiters = [asyncio.create_task(cache.get(TenantKey("slug", "acme"))) for _ in range(3)]
+    await asyncio.sleep(0)
+    registry.gate.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(result, RuntimeError) for result in results)
+    registry.error = None
+    registry.gate = None
+    assert await cache.get(TenantKey("slug", "acme")) is ACME
+    assert len(registry.lookups) == 2
+
+
+async def test_a_cancelled_waiter_does_not_cancel_the_shared_load(
+    registry: Registry, clock: Clock
+) -> None:
+    cache = make_cache(registry, clock)
+    registry.gate = asyncio.Event()
+    first = asyncio.create_task(cache.get(TenantKey("slug", "acme")))
+    second = asyncio.create_task(cache.get(TenantKey("slug", "acme")))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    registry.gate.set()
+    assert await second is ACME
+    assert first.cancelled()
+    assert len(registry.lookups) == 1
+
+
+async def test_size_is_bounded_least_recently_used_first(clock: Clock) -> None:
+    tenants = {
+        TenantKey("slug", f"t{i}"): TenantContext(
+            id=f"00000000-0000-4000-8000-{i:012d}", slug=f"t{i}", status=TenantStatus.ACTIVE
+        )
+        for i in range(5)
+    }
+    registry = Registry(tenants)
+    cache = make_cache(registry, clock, max_entries=3)
+    for i in range(3):
+        await cache.get(TenantKey("slug", f"t{i}"))
+    await cache.get(TenantKey("slug", "t0"))  # t0 is now the most recently used
+    await cache.get(TenantKey("slug", "t3"))
+    assert cache.stats().size == 3
+    assert cache.stats().evictions == 1
+    registry.lookups.clear()
+    await cache.get(TenantKey("slug", "t0"))
+    assert registry.lookups == []
+    await cache.get(TenantKey("slug", "t1"))
+    assert registry.lookups == [TenantKey("slug", "t1")]
+
+
+async def test_flood_of_unknown_keys_does_not_evict_known_tenants(
+    registry: Registry, clock: Clock
+) -> None:
+    cache = make_cache(registry, clock, max_entries=10)
+    await cache.get(TenantKey("slug", "acme"))
+    for i in range(1000):
+        assert await cache.get(TenantKey("slug", f"random{i}")) is None
+    stats = cache.stats()
+    assert stats.negative_size == 10
+    assert stats.size == 1
+    registry.lookups.clear()
+    assert await cache.get(TenantKey("slug", "acme")) is ACME
+    assert registry.lookups == []
+
+
+async def test_invalidate_negative_lets_a_new_tenant_resolve(
+    registry: Registry, clock: Clock
+) -> None:
+    cache = make_cache(registry, clock)
+    newcomer = TenantKey("slug", "newco")
+    assert await cache.get(newcomer) is None
+    registry.tenants[newcomer] = ACME
+    assert await cache.get(newcomer) is None
+    cache.invalidate_negative()
+    assert await cache.get(newcomer) is ACME
