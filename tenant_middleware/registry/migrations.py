@@ -8,13 +8,14 @@ so two processes starting at once apply it exactly once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import RegistryError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tenant_middleware.db.protocol import Connection
 
 

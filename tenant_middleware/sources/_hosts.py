@@ -1,28 +1,33 @@
-"""The host a request is addressed to, and which peers may tell us a forwarded one."""
+"""The host a request is addressed to, which peers may forward one, and host-based sources."""
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.validation import host_from_header, normalize_domain
 
 if TYPE_CHECKING:
-    from tenant_middleware._types import Scope
+    from collections.abc import Iterable
 
-# Hosts repeat across requests, so parsed results are memoised; the bound keeps a flood of
-# random Host headers from growing memory.
+    from tenant_middleware._types import Scope
+    from tenant_middleware.models import TenantKey
+
+# Hosts and peers repeat across requests, so parsed results are memoised in plain dicts (a
+# dict hit costs a fraction of an lru_cache call); the bound keeps a flood of random Host
+# headers from growing memory. Longer raw values are malformed anyway and never memoised.
 CACHE_SIZE = 1024
+_MAX_RAW_HOST = 1100
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def raw_header(scope: Scope, name: bytes) -> bytes | None:
     """Return the first raw value of header `name` (lower-case), or None.
 
     ASGI servers send lower-case header names (Starlette's own `Headers` relies on it), so
-    the names are compared as they are, without a per-header `lower()`.
+    names are compared as they are, without a per-header `lower()`.
     """
     for key, value in scope.get("headers", ()):
         if key == name:
@@ -35,13 +40,13 @@ class TrustedProxies:
 
     def __init__(self, cidrs: Iterable[str] = (), *, setting: str = "trusted_proxies") -> None:
         networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
-        for cidr in cidrs:
+        for cidr in (cidrs,) if isinstance(cidrs, str) else cidrs:
             try:
                 networks.append(ipaddress.ip_network(cidr.strip(), strict=False))
             except ValueError as exc:
                 raise ConfigError(setting, f"{cidr!r} is not an IP network") from exc
         self.networks = tuple(networks)
-        self._peer_trusted = functools.lru_cache(maxsize=CACHE_SIZE)(self._check)
+        self._memo: dict[str, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self.networks)
@@ -53,22 +58,28 @@ class TrustedProxies:
         client = scope.get("client")
         if not client:
             return False
-        return self._peer_trusted(client[0])
+        peer = client[0]
+        try:
+            return self._memo[peer]
+        except KeyError:
+            trusted = self._check(peer)
+        remember(self._memo, peer, trusted)
+        return trusted
 
     def _check(self, peer: str) -> bool:
         try:
             address = ipaddress.ip_address(peer)
-        except ValueError:  # a unix socket path or a test client name: never a proxy
+        except (ValueError, TypeError):  # a unix socket path or a test client name
             return False
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(
-            address.version == net.version and address in net for net in self.networks
-        )
+            address = address.ipv4_mapped  # a dual-stack socket reports IPv4 peers this way
+        return any(address.version == net.version and address in net for net in self.networks)
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _parse_host(raw: bytes) -> str | None:
+def parse_host(raw: bytes) -> str | None:
+    """Return a raw Host value as a normalised domain, or None (see `host_from_header`)."""
+    if len(raw) > _MAX_RAW_HOST:
+        return None
     try:
         # UTF-8, not latin-1: a raw internationalised name must map to its own IDNA form.
         text = raw.decode("utf-8")
@@ -77,50 +88,62 @@ def _parse_host(raw: bytes) -> str | None:
     return host_from_header(text)
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _parse_forwarded(element: bytes) -> str | None:
-    """Return the `host=` of one `Forwarded` element ("" if invalid), None if it has none."""
-    for pair in element.split(b";"):
-        name, sep, value = pair.partition(b"=")
-        if sep and name.strip().lower() == b"host":
-            value = value.strip()
-            if len(value) >= 2 and value[:1] == value[-1:] == b'"':
-                value = value[1:-1]
-            return _parse_host(value) or ""
-    return None
-
-
-def _forwarded_host(scope: Scope) -> str | None:
-    """Return the host a trusted proxy forwarded ("" if invalid), None if it sent none."""
-    forwarded_host: bytes | None = None
+def _proxied_host(scope: Scope) -> bytes | None:
+    """Return the raw host a trusted proxy forwarded, else the `Host` header (one pass)."""
+    host: bytes | None = None
     forwarded: bytes | None = None
     for key, value in scope.get("headers", ()):
-        if key == b"x-forwarded-host" and forwarded_host is None:
-            forwarded_host = bytes(value)
+        if key == b"x-forwarded-host":
+            # The first (left-most) value is what the client sent to the outermost proxy.
+            return bytes(value).split(b",", 1)[0].strip()
+        if key == b"host" and host is None:
+            host = bytes(value)
         elif key == b"forwarded" and forwarded is None:
             forwarded = bytes(value)
-    # The first (left-most) value is the one the client sent to the outermost proxy.
-    if forwarded_host is not None:
-        return _parse_host(forwarded_host.split(b",", 1)[0].strip()) or ""
     if forwarded is not None:
-        return _parse_forwarded(forwarded.split(b",", 1)[0])
-    return None
+        for pair in forwarded.split(b",", 1)[0].split(b";"):
+            name, sep, value = pair.partition(b"=")
+            if sep and name.strip().lower() == b"host":
+                value = value.strip()
+                if len(value) >= 2 and value[:1] == value[-1:] == b'"':
+                    return value[1:-1]
+                return value
+    return host
+
+
+def raw_host(scope: Scope, proxies: TrustedProxies) -> bytes | None:
+    """Return the raw host of the request: `Host`, or what a trusted proxy forwarded.
+
+    `X-Forwarded-Host` (first value) or `Forwarded: host=` count only from a trusted proxy
+    and take precedence there; from any other peer they are ignored.
+    """
+    if proxies.networks and proxies.contains(scope):
+        return _proxied_host(scope)
+    return raw_header(scope, b"host")
+
+
+_HOSTS: dict[bytes, str | None] = {}
 
 
 def request_host(scope: Scope, proxies: TrustedProxies) -> str | None:
-    """Return the normalised host of the request, or None if it is not a DNS name.
-
-    The `Host` header, unless the peer is a trusted proxy that sent `X-Forwarded-Host`
-    (first value) or `Forwarded: host=`; those headers from any other peer are ignored.
-    """
-    if proxies.networks and proxies.contains(scope):
-        forwarded = _forwarded_host(scope)
-        if forwarded is not None:
-            return forwarded or None
-    raw = raw_header(scope, b"host")
+    """Return the normalised host of the request, or None if it is not a DNS name."""
+    raw = raw_host(scope, proxies)
     if raw is None:
         return None
-    return _parse_host(raw)
+    try:
+        return _HOSTS[raw]
+    except KeyError:
+        host = parse_host(raw)
+    if len(raw) <= _MAX_RAW_HOST:
+        remember(_HOSTS, raw, host)
+    return host
+
+
+def remember(memo: dict[K, V], key: K, value: V) -> None:
+    """Store `key` in a memo, dropping the oldest entry when it is full."""
+    if len(memo) >= CACHE_SIZE:
+        del memo[next(iter(memo))]  # oldest first: bounded, without LRU bookkeeping per hit
+    memo[key] = value
 
 
 def base_domain_suffixes(domains: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -128,10 +151,8 @@ def base_domain_suffixes(domains: Iterable[str]) -> tuple[frozenset[str], tuple[
 
     Longest first, so a host under `app.example.co.uk` matches it before `example.co.uk`.
     """
-    if isinstance(domains, str):
-        domains = (domains,)
     normalized = []
-    for domain in domains:
+    for domain in (domains,) if isinstance(domains, str) else domains:
         value = normalize_domain(domain)
         if value is None:
             raise ConfigError("base_domains", f"{domain!r} is not a valid domain")
@@ -140,3 +161,32 @@ def base_domain_suffixes(domains: Iterable[str]) -> tuple[frozenset[str], tuple[
         raise ConfigError("base_domains", "at least one base domain is needed")
     suffixes = sorted({"." + value for value in normalized}, key=len, reverse=True)
     return frozenset(normalized), tuple(suffixes)
+
+
+class HostSource:
+    """Base of the sources that read the request's host; memoises raw host -> key."""
+
+    name: str
+
+    def __init__(self, *, base_domains: Iterable[str], trusted_proxies: Iterable[str]) -> None:
+        self._bases, self._suffixes = base_domain_suffixes(base_domains)
+        self._proxies = TrustedProxies(trusted_proxies)
+        self._memo: dict[bytes, TenantKey | None] = {}
+
+    async def identify(self, scope: Scope) -> TenantKey | None:
+        """Return the key the request's host names, or None."""
+        raw = raw_host(scope, self._proxies)
+        if raw is None:
+            return None
+        try:
+            return self._memo[raw]
+        except KeyError:
+            host = parse_host(raw)
+        key = None if host is None else self.key_for_host(host)
+        if len(raw) <= _MAX_RAW_HOST:
+            remember(self._memo, raw, key)
+        return key
+
+    def key_for_host(self, host: str) -> TenantKey | None:
+        """Return the key a normalised host names, or None."""
+        raise NotImplementedError

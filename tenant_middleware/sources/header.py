@@ -2,38 +2,40 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import ConfigError, TenantNotFound
 from tenant_middleware.models import TenantKey
-from tenant_middleware.sources._hosts import CACHE_SIZE, TrustedProxies, raw_header
+from tenant_middleware.sources._hosts import TrustedProxies, raw_header, remember
 from tenant_middleware.validation import normalize_slug, normalize_tenant_id
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from tenant_middleware._types import Scope
 
 # A slug is at most 63 characters and an id 36; anything much longer is malformed, and the
-# cut keeps attacker-chosen strings out of the memo below.
+# cut keeps long attacker-chosen strings out of the memos.
 _MAX_IDENTIFIER = 80
 _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
-
-
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _identifier_key(value: str) -> TenantKey | None:
-    tenant_id = normalize_tenant_id(value)
-    if tenant_id is not None:
-        return TenantKey("id", tenant_id)
-    slug = normalize_slug(value)
-    return None if slug is None else TenantKey("slug", slug)
+_IDENTIFIERS: dict[str, TenantKey | None] = {}
 
 
 def identifier_key(value: str) -> TenantKey | None:
     """Return an `id` key for a UUID, a `slug` key for a slug, or None for anything else."""
-    if len(value) > _MAX_IDENTIFIER:
-        return None
-    return _identifier_key(value)
+    try:
+        return _IDENTIFIERS[value]
+    except KeyError:
+        if len(value) > _MAX_IDENTIFIER:
+            return None
+    tenant_id = normalize_tenant_id(value)
+    if tenant_id is not None:
+        key: TenantKey | None = TenantKey("id", tenant_id)
+    else:
+        slug = normalize_slug(value)
+        key = None if slug is None else TenantKey("slug", slug)
+    remember(_IDENTIFIERS, value, key)
+    return key
 
 
 def explicit_key(value: str) -> TenantKey | None:
@@ -76,6 +78,7 @@ class HeaderSource:
                 "trusted_proxies", "require_trusted_proxy needs at least one trusted proxy"
             )
         self._require_proxy = require_trusted_proxy
+        self._memo: dict[bytes, TenantKey | None] = {}
 
     async def identify(self, scope: Scope) -> TenantKey | None:
         """Return the key the header names, None without it; `TenantNotFound` if malformed."""
@@ -84,4 +87,10 @@ class HeaderSource:
         raw = raw_header(scope, self._header)
         if raw is None:
             return None
-        return explicit_key(raw.decode("latin-1"))
+        try:
+            return self._memo[raw]
+        except KeyError:
+            key = explicit_key(raw.decode("latin-1"))  # raises for a malformed value
+        if len(raw) <= _MAX_IDENTIFIER:
+            remember(self._memo, raw, key)
+        return key

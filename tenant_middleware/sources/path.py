@@ -47,7 +47,11 @@ class PathSource:
         # The path the app routes on, as starlette.routing.get_route_path computes it.
         path: str = scope["path"]
         root_path: str = scope.get("root_path", "")
-        if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] == "/":
+        if (
+            root_path
+            and path.startswith(root_path)
+            and path[len(root_path) : len(root_path) + 1] == "/"
+        ):
             path = path[len(root_path) :]
         if not path.startswith(self._start):
             return None

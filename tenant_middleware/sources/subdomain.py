@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.models import TenantKey
-from tenant_middleware.sources._hosts import (
-    CACHE_SIZE,
-    TrustedProxies,
-    base_domain_suffixes,
-    request_host,
-)
+from tenant_middleware.sources._hosts import HostSource
 from tenant_middleware.validation import normalize_slug
 
 if TYPE_CHECKING:
-    from tenant_middleware._types import Scope
+    from collections.abc import Iterable
 
 
-class SubdomainSource:
+class SubdomainSource(HostSource):
     """Map `acme.example.com` to the slug `acme` when `example.com` is a base domain.
 
     Only one label counts: `a.b.example.com` names no tenant, nor do the base domain itself,
-    reserved labels (`www`, `api`, ...), IP literals or malformed hosts.
+    reserved labels (`www`, `api`, ...), IP literals or malformed hosts. With several base
+    domains the longest one a host ends with decides.
     """
 
     name = "subdomain"
@@ -36,7 +30,7 @@ class SubdomainSource:
         reserved: Iterable[str] = ("www", "api", "admin"),
         trusted_proxies: Iterable[str] = (),
     ) -> None:
-        self._bases, self._suffixes = base_domain_suffixes(base_domains)
+        super().__init__(base_domains=base_domains, trusted_proxies=trusted_proxies)
         labels = set()
         for label in (reserved,) if isinstance(reserved, str) else reserved:
             value = normalize_slug(label)
@@ -44,17 +38,9 @@ class SubdomainSource:
                 raise ConfigError("reserved", f"{label!r} is not a DNS label")
             labels.add(value)
         self._reserved = frozenset(labels)
-        self._proxies = TrustedProxies(trusted_proxies)
-        self._key_for_host = functools.lru_cache(maxsize=CACHE_SIZE)(self._key)
 
-    async def identify(self, scope: Scope) -> TenantKey | None:
+    def key_for_host(self, host: str) -> TenantKey | None:
         """Return the slug key of a tenant subdomain, or None."""
-        host = request_host(scope, self._proxies)
-        if host is None:
-            return None
-        return self._key_for_host(host)
-
-    def _key(self, host: str) -> TenantKey | None:
         if host in self._bases:
             return None
         for suffix in self._suffixes:

@@ -1,0 +1,312 @@
+"""`PoolManager`: one bounded pool per tenant, LRU over tenants, idle close, a global cap.
+
+- A tenant's pool is created on its first acquisition, once however many requests race for it
+  (`prepare` runs first: the place for "database exists and is migrated" checks).
+- At most `max_pools` pools are open; opening one more retires the least recently used. A
+  retired pool closes its idle connections at once and the others as they come back, so no
+  request loses a connection it holds.
+- At most `max_connections` connections are open in all; when the cap is reached an idle
+  connection of another tenant is closed to make room, or the request waits, first come first
+  served, up to `acquire_timeout`, then gets `TenantUnavailable` (503), never a hang.
+- Connections idle longer than `idle_timeout` are closed by `reap()`, which a background task
+  runs; pools left empty are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from tenant_middleware.errors import TenantUnavailable
+from tenant_middleware.pool.lease import PooledConnection, WriterGate
+from tenant_middleware.pool.stats import PoolCounters, PoolStats
+
+if TYPE_CHECKING:
+    from tenant_middleware.db.protocol import Connection
+
+logger = logging.getLogger("tenant_middleware.pool")
+
+Opener = Callable[[str], Awaitable["Connection"]]
+Prepare = Callable[[str], Awaitable[None]]
+
+
+class _TenantPool:
+    __slots__ = ("gate", "idle", "in_use", "last_used", "opening", "retired", "tenant_id")
+
+    def __init__(self, tenant_id: str, gate: WriterGate, now: float) -> None:
+        self.tenant_id = tenant_id
+        self.gate = gate
+        self.idle: list[tuple[Connection, float]] = []  # LIFO: warm connections first
+        self.in_use = 0
+        self.opening = 0
+        self.last_used = now
+        self.retired = False
+
+    @property
+    def size(self) -> int:
+        return len(self.idle) + self.in_use + self.opening
+
+
+class PoolManager:
+    """Lease connections to tenants' databases."""
+
+    def __init__(
+        self,
+        opener: Opener,
+        *,
+        prepare: Prepare | None = None,
+        max_pools: int = 256,
+        max_connections_per_tenant: int = 4,
+        max_connections: int = 512,
+        acquire_timeout: float = 5.0,
+        idle_timeout: float = 60.0,
+        retry_after: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._opener = opener
+        self._prepare = prepare
+        self._max_pools = max_pools
+        self._per_tenant = max_connections_per_tenant
+        self._max_connections = max_connections
+        self._acquire_timeout = acquire_timeout
+        self._idle_timeout = idle_timeout
+        self._retry_after = retry_after
+        self._clock = clock
+        self._pools: OrderedDict[str, _TenantPool] = OrderedDict()
+        self._creating: dict[str, asyncio.Future[_TenantPool]] = {}
+        # Gates outlive a retired pool while a writer still holds them, so a recreated pool
+        # of the same tenant shares its predecessor's gate.
+        self._gates: weakref.WeakValueDictionary[str, WriterGate] = weakref.WeakValueDictionary()
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._open = 0  # connections open or being opened, in all pools
+        self._counters = PoolCounters()
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- leasing --------------------------------------------------------------------------
+    @asynccontextmanager
+    async def connection(self, tenant_id: str) -> AsyncIterator[PooledConnection]:
+        """Lease a connection to the tenant's database for the block; always given back."""
+        pool, connection = await self._acquire(tenant_id)
+        lease = PooledConnection(tenant_id, connection, pool.gate)
+        try:
+            yield lease
+        finally:
+            await self._release(pool, lease._release())
+
+    async def _acquire(self, tenant_id: str) -> tuple[_TenantPool, Connection]:
+        if self._closed:
+            raise TenantUnavailable("the pool manager is closed", retry_after=self._retry_after)
+        self._counters.acquisitions += 1
+        deadline = self._clock() + self._acquire_timeout
+        waited = False
+        while True:
+            pool = await self._pool(tenant_id)
+            pool.last_used = self._clock()
+            if pool.idle:
+                connection, _ = pool.idle.pop()
+                pool.in_use += 1
+                return pool, connection
+            if pool.size < self._per_tenant:
+                if self._open >= self._max_connections:
+                    self._close_one_idle(except_pool=pool)
+                if self._open < self._max_connections:
+                    return pool, await self._open_connection(pool)
+            if not waited:
+                self._counters.waits += 1
+                waited = True
+            await self._wait(deadline)
+
+    async def _open_connection(self, pool: _TenantPool) -> Connection:
+        pool.opening += 1
+        self._open += 1
+        try:
+            connection = await self._opener(pool.tenant_id)
+        except BaseException:
+            self._open -= 1
+            self._wake()
+            raise
+        finally:
+            pool.opening -= 1
+        pool.in_use += 1
+        self._counters.connections_opened += 1
+        return connection
+
+    async def _wait(self, deadline: float) -> None:
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            self._counters.timeouts += 1
+            raise TenantUnavailable(
+                "no database connection became free in time", retry_after=self._retry_after
+            )
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, remaining)
+        except TimeoutError:
+            self._counters.timeouts += 1
+            raise TenantUnavailable(
+                "no database connection became free in time", retry_after=self._retry_after
+            ) from None
+        finally:
+            with contextlib.suppress(ValueError):  # already removed by _wake
+                self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        # Wake every waiter; their retries run in arrival order.
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _release(self, pool: _TenantPool, connection: Connection) -> None:
+        pool.in_use -= 1
+        now = self._clock()
+        pool.last_used = now
+        if pool.retired or self._closed or connection.closed:
+            await self._close_connection(connection)
+        else:
+            pool.idle.append((connection, now))
+        self._wake()
+
+    # -- pools ----------------------------------------------------------------------------
+    async def _pool(self, tenant_id: str) -> _TenantPool:
+        pool = self._pools.get(tenant_id)
+        if pool is not None:
+            self._pools.move_to_end(tenant_id)
+            return pool
+        pending = self._creating.get(tenant_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._create_pool(tenant_id))
+            pending.add_done_callback(_retrieve_exception)
+            self._creating[tenant_id] = pending
+        return await asyncio.shield(pending)
+
+    async def _create_pool(self, tenant_id: str) -> _TenantPool:
+        try:
+            if self._prepare is not None:
+                await self._prepare(tenant_id)
+            while len(self._pools) >= self._max_pools:
+                _, oldest = self._pools.popitem(last=False)
+                self._retire(oldest)
+                self._counters.evictions += 1
+            gate = self._gates.get(tenant_id)
+            if gate is None:
+                gate = self._gates[tenant_id] = WriterGate()
+            pool = _TenantPool(tenant_id, gate, self._clock())
+            self._pools[tenant_id] = pool
+            self._counters.pools_created += 1
+            return pool
+        finally:
+            del self._creating[tenant_id]
+
+    def _retire(self, pool: _TenantPool) -> None:
+        pool.retired = True
+        idle, pool.idle = pool.idle, []
+        for connection, _ in idle:
+            self._schedule_close(connection)
+
+    def _close_one_idle(self, *, except_pool: _TenantPool) -> None:
+        for pool in self._pools.values():  # least recently used first
+            if pool is not except_pool and pool.idle:
+                connection, _ = pool.idle.pop(0)
+                self._schedule_close(connection)
+                return
+
+    def _schedule_close(self, connection: Connection) -> None:
+        # Counted as closed at once, so the cap frees up without waiting for the thread.
+        self._open -= 1
+        self._counters.connections_closed += 1
+        task = asyncio.ensure_future(connection.close())
+        task.add_done_callback(_log_close_failure)
+        self._wake()
+
+    async def _close_connection(self, connection: Connection) -> None:
+        self._open -= 1
+        self._counters.connections_closed += 1
+        try:
+            await connection.close()
+        finally:
+            self._wake()
+
+    async def discard(self, tenant_id: str) -> None:
+        """Retire a tenant's pool (suspension, archival, deletion); leases in use finish."""
+        pool = self._pools.pop(tenant_id, None)
+        if pool is not None:
+            self._retire(pool)
+
+    # -- maintenance ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background task that closes idle connections."""
+        if self._reaper is None:
+            self._reaper = asyncio.ensure_future(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        interval = max(self._idle_timeout / 2, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            self.reap()
+
+    def reap(self) -> int:
+        """Close connections idle past `idle_timeout` and drop empty pools; return how many."""
+        cutoff = self._clock() - self._idle_timeout
+        closed = 0
+        for tenant_id, pool in list(self._pools.items()):
+            stale = [item for item in pool.idle if item[1] <= cutoff]
+            if stale:
+                pool.idle = [item for item in pool.idle if item[1] > cutoff]
+                for connection, _ in stale:
+                    self._schedule_close(connection)
+                closed += len(stale)
+            if pool.size == 0 and pool.last_used <= cutoff:
+                del self._pools[tenant_id]
+                pool.retired = True
+        return closed
+
+    async def aclose(self) -> None:
+        """Close every pool; connections still leased close when they come back."""
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        closing = []
+        for pool in self._pools.values():
+            pool.retired = True
+            closing.extend(connection for connection, _ in pool.idle)
+            pool.idle = []
+        self._pools.clear()
+        for connection in closing:
+            await self._close_connection(connection)
+        self._wake()
+
+    def stats(self) -> PoolStats:
+        """Return a snapshot of the pools' gauges and counters."""
+        in_use = sum(pool.in_use for pool in self._pools.values())
+        idle = sum(len(pool.idle) for pool in self._pools.values())
+        return self._counters.snapshot(
+            open_pools=len(self._pools),
+            connections_open=self._open,
+            in_use=in_use,
+            idle=idle,
+            waiting=len(self._waiters),
+        )
+
+
+def _retrieve_exception(future: asyncio.Future[_TenantPool]) -> None:
+    # Every waiter gets the error; this only keeps asyncio from logging it a second time.
+    if not future.cancelled():
+        future.exception()
+
+
+def _log_close_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("closing a pooled connection failed", exc_info=task.exception())

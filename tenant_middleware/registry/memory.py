@@ -1,0 +1,219 @@
+"""`MemoryRegistry`: the control plane in dictionaries, for tests of the layers above it.
+
+It behaves like `SQLRegistry` (same validation, errors, events and version bumps) and does no
+I/O; every method runs without awaiting, so each one is atomic on the event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from tenant_middleware.errors import DuplicateTenant, TenantNotFound
+from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.registry._codec import (
+    dump_json,
+    normalize_key,
+    require_positive,
+    require_tenant_id,
+)
+from tenant_middleware.registry.base import PackageInstallation, TenantEvent
+from tenant_middleware.validation import require_domain, require_slug
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+
+class MemoryRegistry:
+    """An in-process `Registry`; `start()` is optional."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._tenants: dict[str, TenantContext] = {}
+        self._reasons: dict[str, str | None] = {}
+        self._slugs: dict[str, str] = {}
+        self._domains: dict[str, str] = {}
+        self._installations: dict[tuple[str, str], PackageInstallation] = {}
+        self._events: list[TenantEvent] = []
+
+    async def start(self) -> None:
+        """Do nothing: there is nothing to open."""
+
+    async def close(self) -> None:
+        """Do nothing: there is nothing to release."""
+
+    async def lookup(self, key: TenantKey) -> TenantContext | None:
+        """Return the tenant named by an id, slug or domain key; a malformed key names none."""
+        value = normalize_key(key)
+        if value is not None and key.kind != "id":
+            value = (self._slugs if key.kind == "slug" else self._domains).get(value)
+        return self._tenants.get(value) if value is not None else None
+
+    async def create(
+        self,
+        *,
+        tenant_id: str,
+        slug: str,
+        name: str = "",
+        status: TenantStatus = TenantStatus.ACTIVE,
+        plan: str | None = None,
+        region: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> TenantContext:
+        """Insert a tenant; `DuplicateTenant` if the slug or id is taken."""
+        tenant_id, slug, status = (
+            require_tenant_id(tenant_id),
+            require_slug(slug),
+            TenantStatus(status),
+        )
+        encoded = dump_json(metadata)
+        if slug in self._slugs:
+            raise DuplicateTenant(f"slug {slug!r} is already taken")
+        if tenant_id in self._tenants:
+            raise DuplicateTenant("tenant id is already taken")
+        tenant = TenantContext(
+            id=tenant_id, slug=slug, status=status, name=name, plan=plan, region=region,
+            metadata=json.loads(encoded), version=1,
+        )  # fmt: skip
+        now = self._clock()
+        self._tenants[tenant_id] = tenant
+        self._reasons[tenant_id] = None
+        self._slugs[slug] = tenant_id
+        self._event(tenant_id, "created", {"slug": slug, "status": status.value}, now)
+        return tenant
+
+    async def list(
+        self,
+        *,
+        status: TenantStatus | None = None,
+        plan: str | None = None,
+        limit: int = 100,
+        after_slug: str | None = None,
+    ) -> Sequence[TenantContext]:
+        """Tenants ordered by slug, paged by `after_slug` (keyset pagination)."""
+        after = require_slug(after_slug) if after_slug is not None else None
+        wanted = TenantStatus(status) if status is not None else None
+        found = [
+            t
+            for t in self._tenants.values()
+            if (wanted is None or t.status is wanted)
+            and (plan is None or t.plan == plan)
+            and (after is None or t.slug > after)
+        ]
+        return sorted(found, key=lambda t: t.slug)[: require_positive("limit", limit)]
+
+    async def set_status(
+        self, tenant_id: str, status: TenantStatus, *, reason: str | None = None
+    ) -> TenantContext:
+        """Change a tenant's status and record the transition; a repeat is a no-op."""
+        tenant = self._get(require_tenant_id(tenant_id))
+        status = TenantStatus(status)
+        if (tenant.status, self._reasons[tenant.id]) == (status, reason):
+            return tenant
+        updated = dataclasses.replace(tenant, status=status, version=tenant.version + 1)
+        self._tenants[tenant.id] = updated
+        self._reasons[tenant.id] = reason
+        detail = {"from": tenant.status.value, "to": status.value, "reason": reason}
+        self._event(tenant.id, "status_changed", detail, self._clock())
+        return updated
+
+    async def delete(self, tenant_id: str) -> None:
+        """Remove the tenant, its domains and installations; keep its events."""
+        tenant = self._get(require_tenant_id(tenant_id))
+        del self._tenants[tenant.id], self._reasons[tenant.id], self._slugs[tenant.slug]
+        for domain in [d for d, owner in self._domains.items() if owner == tenant.id]:
+            del self._domains[domain]
+        for key in [k for k in self._installations if k[0] == tenant.id]:
+            del self._installations[key]
+        self._event(tenant.id, "deleted", {"slug": tenant.slug}, self._clock())
+
+    async def add_domain(self, tenant_id: str, domain: str) -> None:
+        """Map a custom domain to a tenant; `DuplicateTenant` if another tenant holds it."""
+        tenant_id, domain = require_tenant_id(tenant_id), require_domain(domain)
+        self._get(tenant_id)
+        owner = self._domains.get(domain)
+        if owner == tenant_id:
+            return
+        if owner is not None:
+            raise DuplicateTenant(f"domain {domain!r} belongs to another tenant")
+        self._domains[domain] = tenant_id
+        self._bump(tenant_id)
+        self._event(tenant_id, "domain_added", {"domain": domain}, self._clock())
+
+    async def remove_domain(self, domain: str) -> str | None:
+        """Unmap a domain; return the tenant id it belonged to, or None if it was not mapped."""
+        domain = require_domain(domain)
+        owner = self._domains.pop(domain, None)
+        if owner is not None:
+            self._bump(owner)
+            self._event(owner, "domain_removed", {"domain": domain}, self._clock())
+        return owner
+
+    async def domains(self, tenant_id: str) -> Sequence[str]:
+        """The tenant's custom domains, sorted."""
+        tenant_id = require_tenant_id(tenant_id)
+        return sorted(d for d, owner in self._domains.items() if owner == tenant_id)
+
+    async def record_event(
+        self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Append an event to the tenant's audit trail (also after the tenant is deleted)."""
+        tenant_id = require_tenant_id(tenant_id)
+        if not kind:
+            raise ValueError("an event needs a kind")
+        self._event(tenant_id, kind, detail, self._clock())
+
+    async def events(self, tenant_id: str, *, limit: int = 100) -> Sequence[TenantEvent]:
+        """The tenant's events, oldest first."""
+        tenant_id, limit = require_tenant_id(tenant_id), require_positive("limit", limit)
+        return [e for e in self._events if e.tenant_id == tenant_id][:limit]
+
+    async def set_installation(
+        self, tenant_id: str, package: str, version: str, status: str
+    ) -> None:
+        """Insert or update the installation of `package` in the tenant (one per package)."""
+        tenant_id = require_tenant_id(tenant_id)
+        if not (package and version and status):
+            raise ValueError("package, version and status must not be empty")
+        self._get(tenant_id)
+        current = self._installations.get((tenant_id, package))
+        if current is not None and (current.version, current.status) == (version, status):
+            return
+        now = self._clock()
+        self._installations[(tenant_id, package)] = PackageInstallation(
+            tenant_id=tenant_id, package=package, version=version, status=status, updated_at=now
+        )
+        detail = {"package": package, "version": version, "status": status}
+        self._event(tenant_id, "installation_changed", detail, now)
+
+    async def installations(self, tenant_id: str) -> Sequence[PackageInstallation]:
+        """The tenant's package installations, sorted by package name."""
+        tenant_id = require_tenant_id(tenant_id)
+        return sorted(
+            (i for (owner, _), i in self._installations.items() if owner == tenant_id),
+            key=lambda i: i.package,
+        )
+
+    def _get(self, tenant_id: str) -> TenantContext:
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            raise TenantNotFound(f"no tenant with id {tenant_id}")
+        return tenant
+
+    def _bump(self, tenant_id: str) -> None:
+        tenant = self._tenants[tenant_id]
+        self._tenants[tenant_id] = dataclasses.replace(tenant, version=tenant.version + 1)
+
+    def _event(
+        self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None, at: float
+    ) -> None:
+        event = TenantEvent(
+            id=len(self._events) + 1,
+            tenant_id=tenant_id,
+            kind=kind,
+            at=at,
+            detail=json.loads(dump_json(detail)),
+        )
+        self._events.append(event)

@@ -1,0 +1,273 @@
+"""`SQLRegistry`: the control plane in a libSQL/SQLite database, through the `Connection` protocol.
+
+Every write runs in one write transaction that also appends its audit event; the checks a
+write depends on (slug taken, domain owner) are read inside that transaction, so they hold.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from tenant_middleware.errors import DuplicateTenant, TenantNotFound
+from tenant_middleware.models import TenantStatus
+from tenant_middleware.registry._codec import (
+    TENANT_COLUMNS,
+    dump_json,
+    event_from_row,
+    installation_from_row,
+    normalize_key,
+    require_positive,
+    require_tenant_id,
+    tenant_from_row,
+)
+from tenant_middleware.registry._connections import ConnectionSet
+from tenant_middleware.validation import require_domain, require_slug
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from tenant_middleware.db.protocol import Executor, Value
+    from tenant_middleware.models import TenantContext, TenantKey
+    from tenant_middleware.registry.base import PackageInstallation, TenantEvent
+
+_SELECT = f"SELECT {TENANT_COLUMNS} FROM tenants t"  # noqa: S608 -- constant text
+_BY_KEY = {
+    "id": f"{_SELECT} WHERE t.id = ?",
+    "slug": f"{_SELECT} WHERE t.slug = ?",
+    "domain": f"{_SELECT} JOIN tenant_domains d ON d.tenant_id = t.id WHERE d.domain = ?",
+}
+_BUMP = "UPDATE tenants SET version = version + 1, updated_at = ? WHERE id = ?"
+_OWNER = "SELECT tenant_id FROM tenant_domains WHERE domain = ?"
+_UPSERT_INSTALLATION = """
+    INSERT INTO package_installations (tenant_id, package, version, status, updated_at)
+    VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, package) DO UPDATE SET
+    version = excluded.version, status = excluded.status, updated_at = excluded.updated_at
+"""
+
+
+class SQLRegistry:
+    """The control plane on a database URL (`file:` path, plain path or `:memory:`)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        readers: int = 2,
+    ) -> None:
+        self.url = url
+        self._clock = clock
+        self._db = ConnectionSet(url, busy_timeout=busy_timeout, readers=readers, clock=clock)
+
+    async def start(self) -> None:
+        """Open the connections and apply the control plane's migrations; idempotent."""
+        await self._db.open()
+
+    async def close(self) -> None:
+        """Close every connection; idempotent."""
+        await self._db.close()
+
+    async def lookup(self, key: TenantKey) -> TenantContext | None:
+        """Return the tenant named by an id, slug or domain key; a malformed key names none."""
+        value = normalize_key(key)
+        if value is None:
+            return None
+        row = (await self._db.reader().execute(_BY_KEY[key.kind], (value,))).first()
+        return tenant_from_row(row) if row is not None else None
+
+    async def create(
+        self,
+        *,
+        tenant_id: str,
+        slug: str,
+        name: str = "",
+        status: TenantStatus = TenantStatus.ACTIVE,
+        plan: str | None = None,
+        region: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> TenantContext:
+        """Insert a tenant; `DuplicateTenant` if the slug or id is taken."""
+        tenant_id, slug = require_tenant_id(tenant_id), require_slug(slug)
+        status, encoded, now = TenantStatus(status), dump_json(metadata), self._clock()
+        async with self._db.writer().transaction() as tx:
+            taken = await tx.execute(
+                "SELECT slug FROM tenants WHERE id = ? OR slug = ?", (tenant_id, slug)
+            )
+            if taken.rows:
+                what = f"slug {slug!r}" if slug in (row[0] for row in taken.rows) else "tenant id"
+                raise DuplicateTenant(f"{what} is already taken")
+            await tx.execute(
+                "INSERT INTO tenants (id, slug, name, status, plan, region, metadata, version,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+                (tenant_id, slug, name, status.value, plan, region, encoded, now, now),
+            )
+            await _event(tx, tenant_id, "created", {"slug": slug, "status": status.value}, now)
+        return tenant_from_row((tenant_id, slug, name, status.value, plan, region, encoded, 1))
+
+    async def list(
+        self,
+        *,
+        status: TenantStatus | None = None,
+        plan: str | None = None,
+        limit: int = 100,
+        after_slug: str | None = None,
+    ) -> Sequence[TenantContext]:
+        """Tenants ordered by slug, paged by `after_slug` (keyset pagination)."""
+        clauses = ["t.slug > ?"]
+        params: list[Value] = ["" if after_slug is None else require_slug(after_slug)]
+        if status is not None:
+            clauses.append("t.status = ?")
+            params.append(TenantStatus(status).value)
+        if plan is not None:
+            clauses.append("t.plan = ?")
+            params.append(plan)
+        params.append(require_positive("limit", limit))
+        # Only the constant fragments above reach the SQL text; every value is bound.
+        sql = f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY t.slug LIMIT ?"
+        result = await self._db.reader().execute(sql, params)
+        return [tenant_from_row(row) for row in result.rows]
+
+    async def set_status(
+        self, tenant_id: str, status: TenantStatus, *, reason: str | None = None
+    ) -> TenantContext:
+        """Change a tenant's status and record the transition; a repeat is a no-op."""
+        tenant_id, status, now = require_tenant_id(tenant_id), TenantStatus(status), self._clock()
+        async with self._db.writer().transaction() as tx:
+            found = await tx.execute(
+                "SELECT status, status_reason FROM tenants WHERE id = ?", (tenant_id,)
+            )
+            row = found.first()
+            if row is None:
+                raise TenantNotFound(f"no tenant with id {tenant_id}")
+            if row != (status.value, reason):
+                await tx.execute(
+                    "UPDATE tenants SET status = ?, status_reason = ?, version = version + 1,"
+                    " updated_at = ? WHERE id = ?",
+                    (status.value, reason, now, tenant_id),
+                )
+                detail = {"from": row[0], "to": status.value, "reason": reason}
+                await _event(tx, tenant_id, "status_changed", detail, now)
+            current = await tx.execute(_BY_KEY["id"], (tenant_id,))
+        return tenant_from_row(current.rows[0])
+
+    async def delete(self, tenant_id: str) -> None:
+        """Remove the tenant, its domains and installations; keep its events."""
+        tenant_id, now = require_tenant_id(tenant_id), self._clock()
+        async with self._db.writer().transaction() as tx:
+            found = await tx.execute("SELECT slug FROM tenants WHERE id = ?", (tenant_id,))
+            if not found.rows:
+                raise TenantNotFound(f"no tenant with id {tenant_id}")
+            # Explicit rather than ON DELETE CASCADE, which needs the foreign_keys pragma.
+            await tx.batch(
+                [
+                    ("DELETE FROM tenant_domains WHERE tenant_id = ?", (tenant_id,)),
+                    ("DELETE FROM package_installations WHERE tenant_id = ?", (tenant_id,)),
+                    ("DELETE FROM tenants WHERE id = ?", (tenant_id,)),
+                ]
+            )
+            await _event(tx, tenant_id, "deleted", {"slug": found.scalar()}, now)
+
+    async def add_domain(self, tenant_id: str, domain: str) -> None:
+        """Map a custom domain to a tenant; `DuplicateTenant` if another tenant holds it."""
+        tenant_id, domain, now = require_tenant_id(tenant_id), require_domain(domain), self._clock()
+        async with self._db.writer().transaction() as tx:
+            await _require_tenant(tx, tenant_id)
+            owner = await tx.execute(_OWNER, (domain,))
+            if owner.rows:
+                if owner.scalar() == tenant_id:
+                    return
+                raise DuplicateTenant(f"domain {domain!r} belongs to another tenant")
+            await tx.execute(
+                "INSERT INTO tenant_domains (domain, tenant_id, created_at) VALUES (?, ?, ?)",
+                (domain, tenant_id, now),
+            )
+            await tx.execute(_BUMP, (now, tenant_id))
+            await _event(tx, tenant_id, "domain_added", {"domain": domain}, now)
+
+    async def remove_domain(self, domain: str) -> str | None:
+        """Unmap a domain; return the tenant id it belonged to, or None if it was not mapped."""
+        domain, now = require_domain(domain), self._clock()
+        async with self._db.writer().transaction() as tx:
+            owner = (await tx.execute(_OWNER, (domain,))).scalar()
+            if owner is None:
+                return None
+            tenant_id = str(owner)
+            await tx.execute("DELETE FROM tenant_domains WHERE domain = ?", (domain,))
+            await tx.execute(_BUMP, (now, tenant_id))
+            await _event(tx, tenant_id, "domain_removed", {"domain": domain}, now)
+        return tenant_id
+
+    async def domains(self, tenant_id: str) -> Sequence[str]:
+        """The tenant's custom domains, sorted."""
+        result = await self._db.reader().execute(
+            "SELECT domain FROM tenant_domains WHERE tenant_id = ? ORDER BY domain",
+            (require_tenant_id(tenant_id),),
+        )
+        return [str(row[0]) for row in result.rows]
+
+    async def record_event(
+        self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None = None
+    ) -> None:
+        """Append an event to the tenant's audit trail (also after the tenant is deleted)."""
+        tenant_id = require_tenant_id(tenant_id)
+        if not kind:
+            raise ValueError("an event needs a kind")
+        await _event(self._db.writer(), tenant_id, kind, detail, self._clock())
+
+    async def events(self, tenant_id: str, *, limit: int = 100) -> Sequence[TenantEvent]:
+        """The tenant's events, oldest first."""
+        tenant_id = require_tenant_id(tenant_id)
+        result = await self._db.reader().execute(
+            "SELECT id, kind, at, detail FROM tenant_events WHERE tenant_id = ? ORDER BY id"
+            " LIMIT ?",
+            (tenant_id, require_positive("limit", limit)),
+        )
+        return [event_from_row(tenant_id, row) for row in result.rows]
+
+    async def set_installation(
+        self, tenant_id: str, package: str, version: str, status: str
+    ) -> None:
+        """Insert or update the installation of `package` in the tenant (one per package)."""
+        tenant_id = require_tenant_id(tenant_id)
+        if not (package and version and status):
+            raise ValueError("package, version and status must not be empty")
+        now = self._clock()
+        async with self._db.writer().transaction() as tx:
+            await _require_tenant(tx, tenant_id)
+            found = await tx.execute(
+                "SELECT version, status FROM package_installations"
+                " WHERE tenant_id = ? AND package = ?",
+                (tenant_id, package),
+            )
+            if found.first() == (version, status):
+                return
+            await tx.execute(_UPSERT_INSTALLATION, (tenant_id, package, version, status, now))
+            detail = {"package": package, "version": version, "status": status}
+            await _event(tx, tenant_id, "installation_changed", detail, now)
+
+    async def installations(self, tenant_id: str) -> Sequence[PackageInstallation]:
+        """The tenant's package installations, sorted by package name."""
+        tenant_id = require_tenant_id(tenant_id)
+        result = await self._db.reader().execute(
+            "SELECT package, version, status, updated_at FROM package_installations"
+            " WHERE tenant_id = ? ORDER BY package",
+            (tenant_id,),
+        )
+        return [installation_from_row(tenant_id, row) for row in result.rows]
+
+
+async def _require_tenant(tx: Executor, tenant_id: str) -> None:
+    found = await tx.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,))
+    if not found.rows:
+        raise TenantNotFound(f"no tenant with id {tenant_id}")
+
+
+async def _event(
+    tx: Executor, tenant_id: str, kind: str, detail: Mapping[str, Any] | None, at: float
+) -> None:
+    await tx.execute(
+        "INSERT INTO tenant_events (tenant_id, kind, detail, at) VALUES (?, ?, ?, ?)",
+        (tenant_id, kind, dump_json(detail), at),
+    )
