@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tenant_middleware.models import TenantContext
 
@@ -36,7 +36,7 @@ class CacheStats:
     invalidations: int
 
 
-def _consume_exception(future: asyncio.Future[object]) -> None:
+def _consume_exception(future: asyncio.Future[Any]) -> None:
     # A load whose waiters were all cancelled still must not log "exception never retrieved".
     if not future.cancelled():
         future.exception()
@@ -90,13 +90,12 @@ class TenantCache(Generic[K]):
         if pending is None:
             # The load runs in a task of its own: a client that disconnects (cancelling its
             # request) must not cancel the lookup other requests are waiting on.
-            pending = asyncio.ensure_future(self._load(key))
+            pending = asyncio.ensure_future(self._load(key, self._generation))
             pending.add_done_callback(_consume_exception)
             self._inflight[key] = pending
         return await asyncio.shield(pending)
 
-    async def _load(self, key: K) -> TenantContext | None:
-        generation = self._generation
+    async def _load(self, key: K, generation: int) -> TenantContext | None:
         self._loads += 1
         try:
             # Errors reach every waiter and are not cached: the next request retries.

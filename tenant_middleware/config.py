@@ -147,9 +147,7 @@ class TenancyConfig:
     def _check_jwt(self) -> None:
         for algorithm in self.jwt_algorithms:
             if algorithm not in JWT_ALGORITHMS:
-                raise ConfigError(
-                    "jwt_algorithms", f"{algorithm!r} is not allowed (never 'none')"
-                )
+                raise ConfigError("jwt_algorithms", f"{algorithm!r} is not allowed (never 'none')")
         if "jwt" not in self.source_names:
             return
         keys = [k for k in (self.jwt_secret, self.jwt_public_key, self.jwt_jwks_url) if k]

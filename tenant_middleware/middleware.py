@@ -81,7 +81,9 @@ class TenancyMiddleware:
             path = path[len(root_path) :]
         return path in self._excluded_exact or path.startswith(self._excluded_prefixes)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, error: TenancyError) -> None:
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, error: TenancyError
+    ) -> None:
         if isinstance(error, DatabaseError | RegistryError):
             # The control plane is down or failing: fail closed, and tell the client to retry.
             logger.error("tenant lookup failed: %s", error, exc_info=error)

@@ -7,7 +7,9 @@ import pytest
 from tenant_middleware.cache import TenantCache
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 
-ACME = TenantContext(id="00000000-0000-4000-8000-000000000001", slug="acme", status=TenantStatus.ACTIVE)
+ACME = TenantContext(
+    id="00000000-0000-4000-8000-000000000001", slug="acme", status=TenantStatus.ACTIVE
+)
 
 
 class Clock:

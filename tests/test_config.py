@@ -76,7 +76,10 @@ def test_bad_environment_values_name_the_setting(variable: str, value: str, sett
         ({"negative_cache_ttl": -1}, "negative_cache_ttl"),
         ({"sources": ("jwt",), "jwt_algorithms": ("HS256",)}, "jwt_secret"),
         ({"sources": ("jwt",), "jwt_secret": SECRET}, "jwt_algorithms"),
-        ({"sources": ("jwt",), "jwt_secret": SECRET, "jwt_algorithms": ("none",)}, "jwt_algorithms"),
+        (
+            {"sources": ("jwt",), "jwt_secret": SECRET, "jwt_algorithms": ("none",)},
+            "jwt_algorithms",
+        ),
         (
             {"sources": ("jwt",), "jwt_secret": SECRET, "jwt_algorithms": ("HS256", "RS256")},
             "jwt_algorithms",

@@ -13,8 +13,12 @@ from tenant_middleware import (
     tenant_scope,
 )
 
-ACME = TenantContext(id="00000000-0000-4000-8000-000000000001", slug="acme", status=TenantStatus.ACTIVE)
-GLOBEX = TenantContext(id="00000000-0000-4000-8000-000000000002", slug="globex", status=TenantStatus.ACTIVE)
+ACME = TenantContext(
+    id="00000000-0000-4000-8000-000000000001", slug="acme", status=TenantStatus.ACTIVE
+)
+GLOBEX = TenantContext(
+    id="00000000-0000-4000-8000-000000000002", slug="globex", status=TenantStatus.ACTIVE
+)
 
 
 def test_current_tenant_outside_a_scope_names_the_missing_middleware() -> None:

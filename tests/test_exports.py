@@ -8,9 +8,7 @@ from tenant_middleware import errors
 
 def test_all_matches_the_public_names() -> None:
     public = {name for name in dir(tenant_middleware) if not name.startswith("_")}
-    modules = {
-        name for name in public if inspect.ismodule(getattr(tenant_middleware, name))
-    }
+    modules = {name for name in public if inspect.ismodule(getattr(tenant_middleware, name))}
     assert set(tenant_middleware.__all__) == public - modules
 
 

@@ -392,10 +392,13 @@ def test_websocket_contract(
     with TestClient(app, base_url=f"http://{host}") as client:
         client.portal.call(_seed_statuses, tenancy, registry)  # type: ignore[union-attr]
         if close_code is None:
-            with client.websocket_connect("/ws") as socket:
+            with client.websocket_connect("/ws", headers={"host": host}) as socket:
                 assert socket.receive_text() == "acme"
             return
-        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws"):
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            client.websocket_connect("/ws", headers={"host": host}),
+        ):
             pass
         assert refused.value.code == close_code
 

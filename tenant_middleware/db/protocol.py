@@ -11,7 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias, runtime_checkable
 
-Value: TypeAlias = None | int | float | str | bytes
+Value: TypeAlias = int | float | str | bytes | None
 Params: TypeAlias = Sequence[Value] | Mapping[str, Value]
 Statement: TypeAlias = str | tuple[str, Params]
 

@@ -278,7 +278,7 @@ class PoolManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
-        closing = []
+        closing: list[Connection] = []
         for pool in self._pools.values():
             pool.retired = True
             closing.extend(connection for connection, _ in pool.idle)

@@ -142,7 +142,7 @@ def request_host(scope: Scope, proxies: TrustedProxies) -> str | None:
 def remember(memo: dict[K, V], key: K, value: V) -> None:
     """Store `key` in a memo, dropping the oldest entry when it is full."""
     if len(memo) >= CACHE_SIZE:
-        del memo[next(iter(memo))]  # oldest first: bounded, without LRU bookkeeping per hit
+        memo.pop(next(iter(memo)), None)  # oldest first: bounded, no LRU bookkeeping per hit
     memo[key] = value
 
 

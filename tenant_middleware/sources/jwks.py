@@ -125,7 +125,7 @@ class JWKSClient:
 
     async def _refresh(self, now: float) -> None:
         self._attempted_at = now
-        client = self._client or self._owned
+        client = self._client if self._client is not None else self._owned
         if client is None:
             client = self._owned = httpx.AsyncClient(timeout=self._timeout)
         try:

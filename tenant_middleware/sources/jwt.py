@@ -94,7 +94,7 @@ class JWTSource:
         self._issuer = issuer
         self._leeway = float(leeway)
         self._clock = clock
-        # Our clock checks exp/nbf (so one clock decides both validity and cache expiry).
+        # Our clock checks exp/nbf/iat, so one clock decides both validity and cache expiry.
         self._options: Options = {
             "require": [c for c, v in (("aud", audience), ("iss", issuer)) if v is not None],
             "verify_exp": False,
@@ -169,10 +169,12 @@ class JWTSource:
         return tenant
 
     def _check_times(self, claims: dict[str, Any], now: float) -> float:
-        """Check `exp` and `nbf` as PyJWT would; return until when the token is valid."""
-        exp, nbf = claims.get("exp"), claims.get("nbf")
-        if nbf is not None and (not _is_number(nbf) or nbf > now + self._leeway):
-            raise InvalidCredentials("invalid token")
+        """Check `exp`, `nbf` and `iat` as PyJWT would; return until when the token is valid."""
+        exp = claims.get("exp")
+        for claim in ("nbf", "iat"):  # neither may lie in the future
+            value = claims.get(claim)
+            if value is not None and (not _is_number(value) or value > now + self._leeway):
+                raise InvalidCredentials("invalid token")
         if exp is None:
             return now + NO_EXP_TTL
         if not _is_number(exp) or exp <= now - self._leeway:

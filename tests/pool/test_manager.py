@@ -158,9 +158,7 @@ async def test_a_waiter_gets_the_connection_when_it_comes_back(files: Files) -> 
 
 
 async def test_lru_cap_and_global_cap_hold_over_500_tenants(files: Files) -> None:
-    manager = PoolManager(
-        files, max_pools=32, max_connections=48, max_connections_per_tenant=2
-    )
+    manager = PoolManager(files, max_pools=32, max_connections=48, max_connections_per_tenant=2)
     peak_pools = peak_connections = 0
     baseline_fds = open_fds()
 

@@ -152,9 +152,12 @@ async def test_expiry_with_leeway(clock, make_scope, leeway, exp, valid):
             await source.identify(scope)
 
 
-@pytest.mark.parametrize(("nbf", "valid"), [(NOW + 31, False), (NOW + 29, True), (NOW, True)])
-async def test_not_before_with_leeway(source, make_scope, nbf, valid):
-    scope = bearer(make_scope, hs256({"tenant_id": "acme", "nbf": nbf}))
+@pytest.mark.parametrize("claim", ["nbf", "iat"])
+@pytest.mark.parametrize(
+    ("when", "valid"), [(NOW + 31, False), (NOW + 29, True), (NOW, True), ("now", False)]
+)
+async def test_not_before_and_issued_at_with_leeway(source, make_scope, claim, when, valid):
+    scope = bearer(make_scope, hs256({"tenant_id": "acme", claim: when}))
     if valid:
         assert await source.identify(scope) == TenantKey("slug", "acme")
     else:
