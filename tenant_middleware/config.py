@@ -67,6 +67,15 @@ class TenancyConfig:
     data_dir: Path = Path(".tenancy")
     control_plane_url: str | None = None
     busy_timeout: float = 5.0
+    # -- tenant databases -------------------------------------------------------------
+    provisioner: Literal["local"] = "local"
+    auto_provision: bool = False
+    pool_max_pools: int = 256
+    pool_max_connections_per_tenant: int = 4
+    pool_max_connections: int = 512
+    pool_acquire_timeout: float = 5.0
+    pool_idle_timeout: float = 60.0
+    migrate_concurrency: int = 4
     # -- responses --------------------------------------------------------------------
     retry_after: int = 5
 
@@ -133,14 +142,37 @@ class TenancyConfig:
         object.__setattr__(self, "reserved_subdomains", tuple(reserved))
 
     def _check_numbers(self) -> None:
-        for name in ("cache_ttl", "jwt_jwks_cache_ttl", "busy_timeout"):
+        for name in (
+            "cache_ttl",
+            "jwt_jwks_cache_ttl",
+            "busy_timeout",
+            "pool_acquire_timeout",
+            "pool_idle_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, "must be greater than zero")
         for name in ("negative_cache_ttl", "jwt_leeway"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, "must not be negative")
-        if self.cache_max_entries < 1:
-            raise ConfigError("cache_max_entries", "must be at least 1")
+        for name in (
+            "cache_max_entries",
+            "pool_max_pools",
+            "pool_max_connections_per_tenant",
+            "pool_max_connections",
+            "migrate_concurrency",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, "must be at least 1")
+        if self.pool_max_connections < self.pool_max_connections_per_tenant:
+            raise ConfigError(
+                "pool_max_connections", "must be at least pool_max_connections_per_tenant"
+            )
+        if self.auto_provision and "jwt" not in self.source_names:
+            raise ConfigError(
+                "auto_provision", "needs the jwt source: only verified identities create tenants"
+            )
+        if self.provisioner not in ("local",):
+            raise ConfigError("provisioner", f"unknown provisioner {self.provisioner!r}")
         if self.retry_after < 1:
             raise ConfigError("retry_after", "must be at least 1 second")
 

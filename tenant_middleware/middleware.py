@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tenant_middleware.context import _current
+from tenant_middleware.context import _current, _runtime
 from tenant_middleware.errors import (
     DatabaseError,
     RegistryError,
@@ -69,9 +69,11 @@ class TenancyMiddleware:
             scope["state"] = state = {}
         state["tenant"] = tenant
         token = _current.set(tenant)
+        runtime_token = _runtime.set(self.tenancy)
         try:
             await self.app(scope, receive, send)
         finally:
+            _runtime.reset(runtime_token)
             _current.reset(token)
 
     def _is_excluded(self, scope: Scope) -> bool:

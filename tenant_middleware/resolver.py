@@ -8,7 +8,7 @@ mismatch answer never tells a client whether the other tenant exists.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,7 @@ class Resolver:
         *,
         tenant_required: bool,
         retry_after: int,
+        auto_provision: Callable[[str], Awaitable[TenantContext]] | None = None,
     ) -> None:
         self._sources = tuple(sources)
         self._rewriters: dict[int, ScopeRewriter] = {
@@ -56,6 +57,7 @@ class Resolver:
         self._cache = cache
         self._tenant_required = tenant_required
         self._retry_after = retry_after
+        self._auto_provision = auto_provision
 
     async def resolve(self, scope: Scope) -> Resolution:
         """Identify the request's tenant; raise a request-facing `TenancyError` otherwise."""
@@ -71,7 +73,7 @@ class Resolver:
         first_source, first_key = found[0]
         tenant = await self._cache.get((first_source.name, first_key))
         if tenant is None:
-            raise TenantNotFound("no such tenant")
+            tenant = await self._provision_on_demand(first_source, first_key)
         for source, key in found[1:]:
             if not await self._agrees(tenant, source, key):
                 raise TenantMismatch("the request names more than one tenant")
@@ -82,6 +84,18 @@ class Resolver:
                 if rewriter is not None:
                     scope = rewriter.rewrite(scope, key)
         return Resolution(tenant, scope)
+
+    async def _provision_on_demand(self, source: TenantSource, key: TenantKey) -> TenantContext:
+        # Only identities a source has verified (a signed token) may create a tenant: a host
+        # or header is the client's to choose, and would let anyone create tenants.
+        if (
+            self._auto_provision is None
+            or not getattr(source, "verified", False)
+            or key.kind != "slug"
+        ):
+            raise TenantNotFound("no such tenant")
+        tenant = await self._auto_provision(key.value)
+        return tenant.with_source(source.name)
 
     async def _agrees(self, tenant: TenantContext, source: TenantSource, key: TenantKey) -> bool:
         if key.kind != "domain":

@@ -1,4 +1,4 @@
-"""`Tenancy`: the runtime that owns the registry, the context cache and the sources.
+"""`Tenancy`: the runtime that owns the registry, cache, sources, pools and schema packages.
 
 Apps hand it to `TenancyMiddleware`; operators call its methods from Python or the CLI.
 """
@@ -6,19 +6,33 @@ Apps hand it to `TenancyMiddleware`; operators call its methods from Python or t
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
-from tenant_middleware.errors import TenantNotFound
+from tenant_middleware.errors import DuplicateTenant, TenantNotFound, TenantUnavailable
 from tenant_middleware.lifecycle import check_transition
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
+from tenant_middleware.provisioning import LocalProvisioner, Provisioner
+from tenant_middleware.provisioning.workflow import ProvisioningWorkflow
 from tenant_middleware.registry import Registry, SQLRegistry, TenantEvent
 from tenant_middleware.resolver import CacheKey, Resolver
+from tenant_middleware.schema.fleet import (
+    FleetReport,
+    Outcome,
+    TenantMigrationResult,
+    run_fleet,
+)
+from tenant_middleware.schema.ledger import remove_package
+from tenant_middleware.schema.package import SchemaPackage
+from tenant_middleware.schema.service import INSTALLED, UNINSTALLED, SchemaService
 from tenant_middleware.sources import build_sources
 from tenant_middleware.sources.base import TenantSource
 from tenant_middleware.validation import (
@@ -28,7 +42,11 @@ from tenant_middleware.validation import (
     require_slug,
 )
 
+if TYPE_CHECKING:
+    from tenant_middleware.db.protocol import Connection
+
 logger = logging.getLogger("tenant_middleware")
+_MIGRATABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.SUSPENDED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +55,7 @@ class TenancyStats:
 
     started: bool
     cache: CacheStats
+    pools: PoolStats
 
 
 class Tenancy:
@@ -46,31 +65,50 @@ class Tenancy:
         self,
         config: TenancyConfig | None = None,
         *,
+        packages: Sequence[SchemaPackage] = (),
         registry: Registry | None = None,
         sources: Sequence[TenantSource] | None = None,
+        provisioner: Provisioner | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.config = config if config is not None else TenancyConfig()
+        config = config if config is not None else TenancyConfig()
+        self.config = config
         self.registry: Registry = registry or SQLRegistry(
-            self.config.control_plane_location, busy_timeout=self.config.busy_timeout
+            config.control_plane_location, busy_timeout=config.busy_timeout
         )
-        self.sources: tuple[TenantSource, ...] = (
-            tuple(sources) if sources is not None else build_sources(self.config)
+        self.sources = tuple(sources) if sources is not None else build_sources(config)
+        self.provisioner: Provisioner = provisioner or LocalProvisioner(
+            config.data_dir, busy_timeout=config.busy_timeout
         )
-        cache_options: dict[str, Any] = {"clock": clock} if clock is not None else {}
+        self.schema = SchemaService(self.registry, packages)
+        self._workflow = ProvisioningWorkflow(self.registry, self.provisioner, self.schema)
+        clock_option: dict[str, Any] = {"clock": clock} if clock is not None else {}
         self.cache: TenantCache[CacheKey] = TenantCache(
             self._load,
-            ttl=self.config.cache_ttl,
-            negative_ttl=self.config.negative_cache_ttl,
-            max_entries=self.config.cache_max_entries,
-            **cache_options,
+            ttl=config.cache_ttl,
+            negative_ttl=config.negative_cache_ttl,
+            max_entries=config.cache_max_entries,
+            **clock_option,
+        )
+        self.pools = PoolManager(
+            self._open_connection,
+            prepare=self._prepare_database,
+            max_pools=config.pool_max_pools,
+            max_connections_per_tenant=config.pool_max_connections_per_tenant,
+            max_connections=config.pool_max_connections,
+            acquire_timeout=config.pool_acquire_timeout,
+            idle_timeout=config.pool_idle_timeout,
+            retry_after=config.retry_after,
+            **clock_option,
         )
         self.resolver = Resolver(
             self.sources,
             self.cache,
-            tenant_required=self.config.tenant_required,
-            retry_after=self.config.retry_after,
+            tenant_required=config.tenant_required,
+            retry_after=config.retry_after,
+            auto_provision=self._auto_provision if config.auto_provision else None,
         )
+        self._provisioning: dict[str, asyncio.Future[TenantContext]] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -87,11 +125,13 @@ class Tenancy:
         async with self._start_lock:
             if not self._started:
                 await self.registry.start()
+                self.pools.start()
                 self._started = True
 
     async def aclose(self) -> None:
-        """Close sources and the control plane; idempotent."""
+        """Close pools, sources and the control plane; idempotent."""
         async with self._start_lock:
+            await self.pools.aclose()
             for source in self.sources:
                 close = getattr(source, "aclose", None)
                 if close is not None:
@@ -112,12 +152,48 @@ class Tenancy:
     ) -> None:
         await self.aclose()
 
+    # -- request path ---------------------------------------------------------------------
     async def _load(self, key: CacheKey) -> TenantContext | None:
         source, tenant_key = key
         tenant = await self.registry.lookup(tenant_key)
         return tenant.with_source(source) if tenant is not None else None
 
-    # -- operator API ---------------------------------------------------------------------
+    async def _auto_provision(self, slug: str) -> TenantContext:
+        try:
+            return await self.provision(slug)
+        except DuplicateTenant:
+            return await self.get(slug)
+
+    async def _open_connection(self, tenant_id: str) -> Connection:
+        return await self.provisioner.connect(self.provisioner.locate(tenant_id))
+
+    async def _prepare_database(self, tenant_id: str) -> Connection:
+        """Before a tenant's pool opens: recreate a missing database, apply pending migrations."""
+        location = self.provisioner.locate(tenant_id)
+        if not await self.provisioner.exists(location):
+            # A registered tenant without its database (a crash, a fresh app instance).
+            await self.provisioner.create(location)
+            await self.registry.record_event(tenant_id, "database.created_on_demand")
+        connection = await self.provisioner.connect(location)
+        try:
+            await self.schema.bring_up_to_date(tenant_id, connection)
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
+
+    @asynccontextmanager
+    async def connect(self, tenant: TenantContext | str) -> AsyncIterator[PooledConnection]:
+        """Lease a pooled connection to a tenant's database (by context, id or slug)."""
+        if isinstance(tenant, str):
+            tenant = await self.get(tenant)
+        if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
+            raise TenantUnavailable("the tenant's database is not ready")
+        await self.start()
+        async with self.pools.connection(tenant.id) as connection:
+            yield connection
+
+    # -- operator API: tenants ------------------------------------------------------------
     async def provision(
         self,
         slug: str,
@@ -127,21 +203,43 @@ class Tenancy:
         region: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> TenantContext:
-        """Register a new tenant with a fresh UUID and make it reachable at once."""
+        """Register a tenant, create its database and schema, and make it `active`.
+
+        Provisioning the same slug concurrently happens once. A tenant left `failed` (or
+        `provisioning`, by a crash) is resumed; any other existing slug is `DuplicateTenant`.
+        """
         await self.start()
-        tenant = await self.registry.create(
-            tenant_id=new_tenant_id(),
-            slug=require_slug(slug),
-            name=name,
-            status=TenantStatus.ACTIVE,
-            plan=plan,
-            region=region,
-            metadata=metadata,
-        )
-        # The slug may sit in the negative cache from a request made before it existed.
-        self.cache.invalidate_negative()
-        logger.info("tenant provisioned", extra={"tenant_id": tenant.id})
-        return tenant
+        slug = require_slug(slug)
+        pending = self._provisioning.get(slug)
+        if pending is None:
+            details = {"name": name, "plan": plan, "region": region, "metadata": metadata}
+            pending = asyncio.ensure_future(self._provision(slug, details))
+            self._provisioning[slug] = pending
+            pending.add_done_callback(lambda _: self._provisioning.pop(slug, None))
+        return await asyncio.shield(pending)
+
+    async def _provision(self, slug: str, details: dict[str, Any]) -> TenantContext:
+        existing = await self.registry.lookup(TenantKey("slug", slug))
+        if existing is None:
+            tenant = await self.registry.create(
+                tenant_id=new_tenant_id(), slug=slug, status=TenantStatus.PROVISIONING, **details
+            )
+        elif existing.status is TenantStatus.FAILED:
+            tenant = await self.registry.set_status(
+                existing.id, TenantStatus.PROVISIONING, reason="retry"
+            )
+        elif existing.status is TenantStatus.PROVISIONING:
+            tenant = existing
+        else:
+            raise DuplicateTenant(f"slug {slug!r} is taken")
+        try:
+            active = await self._workflow.run(tenant)
+        finally:
+            # Whatever happened, requests must see the new state, not a cached one.
+            self.invalidate(tenant.id)
+            self.cache.invalidate_negative()
+        logger.info("tenant provisioned", extra={"tenant_id": active.id})
+        return active
 
     async def get(self, tenant_id_or_slug: str) -> TenantContext:
         """Return a tenant by id or slug, fresh from the control plane; `TenantNotFound`."""
@@ -171,6 +269,17 @@ class Tenancy:
             status=status, plan=plan, limit=limit, after_slug=after_slug
         )
 
+    async def all_tenants(self, *, status: TenantStatus | None = None) -> Sequence[TenantContext]:
+        """Every tenant (paged through the control plane), ordered by slug."""
+        tenants: builtins.list[TenantContext] = []
+        after: str | None = None
+        while True:
+            page = await self.list(status=status, limit=500, after_slug=after)
+            tenants.extend(page)
+            if len(page) < 500:
+                return tenants
+            after = page[-1].slug
+
     async def suspend(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
         """Refuse the tenant's requests with 403 until `restore()`."""
         return await self._transition(tenant_id_or_slug, TenantStatus.SUSPENDED, reason)
@@ -184,15 +293,17 @@ class Tenancy:
         return await self._transition(tenant_id_or_slug, TenantStatus.ACTIVE, reason)
 
     async def delete(self, tenant_id_or_slug: str, *, destroy_data: bool = False) -> None:
-        """Archive the tenant; with `destroy_data=True` remove its control-plane record."""
+        """Archive the tenant; with `destroy_data=True` delete its database and record."""
         tenant = await self.get(tenant_id_or_slug)
         if not destroy_data:
             if tenant.status is not TenantStatus.ARCHIVED:
                 await self._transition(tenant.id, TenantStatus.ARCHIVED, "deleted")
             return
+        await self.pools.discard(tenant.id)
+        await self.provisioner.destroy(self.provisioner.locate(tenant.id))
         await self.registry.delete(tenant.id)
         self.invalidate(tenant.id)
-        logger.info("tenant deleted", extra={"tenant_id": tenant.id})
+        logger.info("tenant deleted with its data", extra={"tenant_id": tenant.id})
 
     async def _transition(
         self, tenant_id_or_slug: str, target: TenantStatus, reason: str | None
@@ -201,10 +312,9 @@ class Tenancy:
         check_transition(tenant.status, target)
         updated = await self.registry.set_status(tenant.id, target, reason=reason)
         self.invalidate(tenant.id)
-        logger.info(
-            "tenant status changed",
-            extra={"tenant_id": tenant.id, "status": target.value},
-        )
+        if target is not TenantStatus.ACTIVE:
+            await self.pools.discard(tenant.id)
+        logger.info("tenant status changed", extra={"tenant_id": tenant.id, "status": target.value})
         return updated
 
     async def add_domain(self, tenant_id_or_slug: str, domain: str) -> None:
@@ -230,10 +340,84 @@ class Tenancy:
         tenant = await self.get(tenant_id_or_slug)
         return await self.registry.events(tenant.id, limit=limit)
 
+    # -- operator API: schema -------------------------------------------------------------
+    async def migrate(
+        self,
+        *,
+        tenants: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        dry_run: bool = False,
+        on_result: Callable[[TenantMigrationResult], None] | None = None,
+    ) -> FleetReport:
+        """Bring every tenant (or those named) up to date; `dry_run` only plans.
+
+        Tenants are migrated `concurrency` at a time; a failure is recorded in the report
+        and the control plane, and the run goes on. Running it again resumes: tenants
+        already up to date are skipped at the cost of one ledger read.
+        """
+        await self.start()
+        if tenants is None:
+            targets = await self.all_tenants()
+        else:
+            targets = [await self.get(name) for name in tenants]
+
+        async def one(tenant: TenantContext) -> TenantMigrationResult:
+            return await self._migrate_one(tenant, dry_run=dry_run)
+
+        return await run_fleet(
+            targets,
+            one,
+            concurrency=concurrency or self.config.migrate_concurrency,
+            on_result=on_result,
+        )
+
+    async def _migrate_one(self, tenant: TenantContext, *, dry_run: bool) -> TenantMigrationResult:
+        if tenant.status not in _MIGRATABLE:
+            return TenantMigrationResult(tenant.id, tenant.slug, "skipped")
+        location = self.provisioner.locate(tenant.id)
+        if not await self.provisioner.exists(location):
+            # Not provisioned here yet: its first request creates and migrates it.
+            return TenantMigrationResult(tenant.id, tenant.slug, "skipped")
+        connection = await self.provisioner.connect(location)
+        outcome: Outcome
+        try:
+            if dry_run:
+                steps = await self.schema.plan(tenant.id, connection)
+                outcome = "planned" if steps else "up_to_date"
+            else:
+                steps = await self.schema.bring_up_to_date(tenant.id, connection)
+                outcome = "migrated" if steps else "up_to_date"
+        finally:
+            await connection.close()
+        return TenantMigrationResult(
+            tenant.id, tenant.slug, outcome, tuple(str(step) for step in steps)
+        )
+
+    async def install_package(self, tenant_id_or_slug: str, package: str) -> None:
+        """Install an optional schema package in one tenant's database."""
+        tenant = await self.get(tenant_id_or_slug)
+        target = self.schema.package(package)
+        async with self.connect(tenant) as connection:
+            await self.schema.bring_up_to_date(tenant.id, connection, [target])
+        await self.registry.set_installation(tenant.id, target.name, str(target.head), INSTALLED)
+
+    async def uninstall_package(
+        self, tenant_id_or_slug: str, package: str, *, drop_tables: bool = False
+    ) -> None:
+        """Remove a package from a tenant's ledger; its tables go only with `drop_tables`."""
+        tenant = await self.get(tenant_id_or_slug)
+        target = self.schema.package(package)
+        async with self.connect(tenant) as connection:
+            await remove_package(connection, target, drop_tables=drop_tables)
+        await self.registry.set_installation(tenant.id, target.name, "0", UNINSTALLED)
+
+    # -- observability --------------------------------------------------------------------
     def invalidate(self, tenant_id: str) -> None:
         """Drop the tenant from this process's context cache; its next request reloads it."""
         self.cache.invalidate(tenant_id)
 
     def stats(self) -> TenancyStats:
         """Return the runtime's counters."""
-        return TenancyStats(started=self._started, cache=self.cache.stats())
+        return TenancyStats(
+            started=self._started, cache=self.cache.stats(), pools=self.pools.stats()
+        )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,13 +17,20 @@ TenancyFactory = Callable[..., Tenancy]
 
 
 @pytest.fixture
-async def make_tenancy() -> AsyncIterator[TenancyFactory]:
-    """Build Tenancy runtimes on an in-memory registry; all are closed after the test."""
+async def make_tenancy(tmp_path: Path) -> AsyncIterator[TenancyFactory]:
+    """Build Tenancy runtimes on an in-memory registry and tenant files under `tmp_path`.
+
+    All are closed after the test.
+    """
     made: list[Tenancy] = []
 
     def factory(registry: Any = None, **settings: Any) -> Tenancy:
         settings.setdefault("base_domains", ("example.com",))
-        tenancy = Tenancy(TenancyConfig(**settings), registry=registry or MemoryRegistry())
+        settings.setdefault("data_dir", tmp_path / "data")
+        packages = settings.pop("packages", ())
+        tenancy = Tenancy(
+            TenancyConfig(**settings), registry=registry or MemoryRegistry(), packages=packages
+        )
         made.append(tenancy)
         return tenancy
 

@@ -313,6 +313,7 @@ async def test_concurrent_first_requests_make_one_registry_lookup(
     registry = CountingRegistry()
     tenancy = make_tenancy(registry=registry)
     await tenancy.provision("acme")
+    registry.lookups = 0
     async with client_for(starlette_app(tenancy), "acme.example.com") as client:
         responses = await asyncio.gather(*(client.get("/whoami") for _ in range(100)))
     assert {r.status_code for r in responses} == {200}

@@ -1,7 +1,8 @@
 """`PoolManager`: one bounded pool per tenant, LRU over tenants, idle close, a global cap.
 
 - A tenant's pool is created on its first acquisition, once however many requests race for it
-  (`prepare` runs first: the place for "database exists and is migrated" checks).
+  (`prepare` runs first: the place for "database exists and is migrated" checks; the
+  connection it may return becomes the pool's first).
 - At most `max_pools` pools are open; opening one more retires the least recently used. A
   retired pool closes its idle connections at once and the others as they come back, so no
   request loses a connection it holds.
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tenant_middleware.pool")
 
 Opener = Callable[[str], Awaitable["Connection"]]
-Prepare = Callable[[str], Awaitable[None]]
+Prepare = Callable[[str], Awaitable["Connection | None"]]
 
 
 class _TenantPool:
@@ -191,8 +192,7 @@ class PoolManager:
 
     async def _create_pool(self, tenant_id: str) -> _TenantPool:
         try:
-            if self._prepare is not None:
-                await self._prepare(tenant_id)
+            adopted = await self._prepare(tenant_id) if self._prepare is not None else None
             while len(self._pools) >= self._max_pools:
                 _, oldest = self._pools.popitem(last=False)
                 self._retire(oldest)
@@ -201,6 +201,14 @@ class PoolManager:
             if gate is None:
                 gate = self._gates[tenant_id] = WriterGate()
             pool = _TenantPool(tenant_id, gate, self._clock())
+            if adopted is not None:
+                # The connection prepare() used (to migrate, say) becomes the first idle one.
+                if self._open < self._max_connections:
+                    self._open += 1
+                    self._counters.connections_opened += 1
+                    pool.idle.append((adopted, self._clock()))
+                else:
+                    await adopted.close()
             self._pools[tenant_id] = pool
             self._counters.pools_created += 1
             return pool

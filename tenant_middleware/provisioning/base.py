@@ -1,0 +1,35 @@
+"""The provisioner interface: create, find, connect to and destroy a tenant's database."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from tenant_middleware.db.protocol import Connection
+    from tenant_middleware.naming import DatabaseLocation
+
+
+class Provisioner(Protocol):
+    """One backend of tenant databases. Every method is idempotent."""
+
+    name: str
+
+    def locate(self, tenant_id: str) -> DatabaseLocation:
+        """Return where the tenant's database lives (derived by `tenant_middleware.naming`)."""
+        ...
+
+    async def create(self, location: DatabaseLocation) -> None:
+        """Create the database if it does not exist."""
+        ...
+
+    async def exists(self, location: DatabaseLocation) -> bool:
+        """Whether the database exists."""
+        ...
+
+    async def connect(self, location: DatabaseLocation) -> Connection:
+        """Open a new connection to an existing database."""
+        ...
+
+    async def destroy(self, location: DatabaseLocation) -> None:
+        """Delete the database and everything in it, if it exists."""
+        ...

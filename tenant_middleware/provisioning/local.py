@@ -1,0 +1,63 @@
+"""Tenant databases as local libSQL/SQLite files under the data directory (WAL mode)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tenant_middleware.db.sqlite import SQLiteConnection
+from tenant_middleware.errors import ProvisioningError
+from tenant_middleware.naming import DatabaseLocation, local_location
+
+if TYPE_CHECKING:
+    from tenant_middleware.db.protocol import Connection
+
+# SQLite's companions of a WAL database; destroying a tenant removes them too.
+_SIDECARS = ("-wal", "-shm", "-journal")
+
+
+class LocalProvisioner:
+    """One file per tenant: `<data_dir>/tenants/t-<uuid hex>.db`."""
+
+    name = "local"
+
+    def __init__(self, data_dir: str | Path, *, busy_timeout: float = 5.0) -> None:
+        self.data_dir = Path(data_dir)
+        self.busy_timeout = busy_timeout
+
+    def locate(self, tenant_id: str) -> DatabaseLocation:
+        """Return the tenant's file location."""
+        return local_location(self.data_dir, tenant_id)
+
+    @staticmethod
+    def _path(location: DatabaseLocation) -> Path:
+        if location.path is None:
+            raise ProvisioningError(f"{location.name} is not a local database")
+        return location.path
+
+    async def create(self, location: DatabaseLocation) -> None:
+        """Create the file in WAL mode (opening it creates it)."""
+        connection = await SQLiteConnection.open(
+            self._path(location), busy_timeout=self.busy_timeout
+        )
+        await connection.close()
+
+    async def exists(self, location: DatabaseLocation) -> bool:
+        """Whether the file exists."""
+        return self._path(location).exists()
+
+    async def connect(self, location: DatabaseLocation) -> Connection:
+        """Open a connection to the tenant's file."""
+        return await SQLiteConnection.open(self._path(location), busy_timeout=self.busy_timeout)
+
+    async def destroy(self, location: DatabaseLocation) -> None:
+        """Delete the file and its WAL companions."""
+        path = self._path(location)
+        targets = [path, *(path.with_name(path.name + suffix) for suffix in _SIDECARS)]
+        await asyncio.to_thread(_unlink_all, targets)
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

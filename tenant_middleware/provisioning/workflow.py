@@ -1,0 +1,70 @@
+"""Provisioning as a recorded state machine: provisioning -> database -> schema -> active.
+
+Every step is idempotent, so an attempt that died half-way (a crash, a killed process) is
+resumed by the next one. A step that fails compensates: the database it may have created is
+destroyed (no orphan), and the tenant is left `failed` with the reason, never `active`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from tenant_middleware.errors import ProvisioningError
+from tenant_middleware.models import TenantContext, TenantStatus
+
+if TYPE_CHECKING:
+    from tenant_middleware.provisioning.base import Provisioner
+    from tenant_middleware.registry import Registry
+    from tenant_middleware.schema.service import SchemaService
+
+logger = logging.getLogger("tenant_middleware.provisioning")
+_REASON_LIMIT = 500
+
+
+class ProvisioningWorkflow:
+    """Run (or resume) the provisioning of one tenant."""
+
+    def __init__(self, registry: Registry, provisioner: Provisioner, schema: SchemaService) -> None:
+        self._registry = registry
+        self._provisioner = provisioner
+        self._schema = schema
+
+    async def run(self, tenant: TenantContext) -> TenantContext:
+        """Take a tenant in `provisioning` to `active`, or to `failed` with the reason."""
+        location = self._provisioner.locate(tenant.id)
+        step = "database"
+        try:
+            await self._provisioner.create(location)
+            await self._registry.record_event(
+                tenant.id, "provisioning.database", {"provisioner": self._provisioner.name}
+            )
+            step = "schema"
+            connection = await self._provisioner.connect(location)
+            try:
+                applied = await self._schema.bring_up_to_date(tenant.id, connection)
+            finally:
+                await connection.close()
+            await self._registry.record_event(
+                tenant.id, "provisioning.schema", {"applied": [str(s) for s in applied]}
+            )
+            step = "activate"
+            return await self._registry.set_status(tenant.id, TenantStatus.ACTIVE)
+        except Exception as exc:
+            await self._compensate(tenant, step, exc)
+            raise ProvisioningError(f"provisioning failed at the {step} step: {exc}") from exc
+
+    async def _compensate(self, tenant: TenantContext, step: str, error: Exception) -> None:
+        reason = f"{step}: {error}"[:_REASON_LIMIT]
+        logger.warning("provisioning failed; rolling back", extra={"tenant_id": tenant.id})
+        try:
+            await self._provisioner.destroy(self._provisioner.locate(tenant.id))
+        except Exception as cleanup_error:
+            # Reported, not hidden: the next attempt's create/destroy will meet the same file.
+            logger.error(
+                "could not remove the database of a failed tenant",
+                extra={"tenant_id": tenant.id},
+                exc_info=cleanup_error,
+            )
+            reason = f"{reason} (cleanup failed: {cleanup_error})"[:_REASON_LIMIT]
+        await self._registry.set_status(tenant.id, TenantStatus.FAILED, reason=reason)
