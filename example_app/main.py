@@ -1,46 +1,71 @@
-"""The example app: one FastAPI app, several ways to name a tenant.
+"""The example app: a multi-tenant notes service on FastAPI, on local files with no settings.
 
-Run it with `make example`, then try (``*.localhost`` may not resolve everywhere, so the
-``Host`` header is set by hand)::
+Run it with `make example`, then (``*.localhost`` may not resolve everywhere, so the ``Host``
+header is set by hand)::
 
     curl -H 'Host: acme.localhost:8000' http://127.0.0.1:8000/whoami       # subdomain
-    curl http://127.0.0.1:8000/t/globex/whoami                            # path prefix
-    curl -H 'X-Tenant-Id: acme' http://127.0.0.1:8000/whoami               # header (local peer)
+    curl http://127.0.0.1:8000/t/globex/notes                             # path prefix
     curl -H 'Host: notes.globex.test' http://127.0.0.1:8000/whoami         # custom domain
+    curl -X POST -d slug=initech http://127.0.0.1:8000/signup              # a new tenant
+    curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8000/notes     # JWT from signup
     curl -H 'Host: nope.localhost' http://127.0.0.1:8000/whoami            # 404 problem+json
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import FastAPI, WebSocket
-from fastapi.responses import HTMLResponse
+import jwt
+from fastapi import FastAPI, Form, HTTPException, WebSocket
+from fastapi.responses import HTMLResponse, RedirectResponse
 
+from example_app.pages import home_page, landing_page
 from tenant_middleware import (
     DuplicateTenant,
+    InvalidIdentifier,
     Tenancy,
     TenancyConfig,
     TenancyMiddleware,
     current_tenant,
 )
-from tenant_middleware.integrations.fastapi import CurrentTenant, OptionalTenant
+from tenant_middleware.integrations.fastapi import CurrentTenant, OptionalTenant, TenantDB
+from tenant_middleware.schema.package import SchemaPackage
 
 DEMO_TENANTS = {"acme": "Acme Corp", "globex": "Globex"}
+NOTES = SchemaPackage.from_directory("notes", Path(__file__).parent / "schema" / "notes")
+TOKEN_LIFETIME = 3600
 
 
 def build_config() -> TenancyConfig:
-    """The example's settings; any `TENANCY_*` variable set in the environment wins."""
+    """The example's settings; `TENANCY_*` variables in the environment win."""
+    # A per-process secret keeps the demo free of settings; set TENANCY_JWT_SECRET to keep
+    # tokens valid across restarts.
+    secret = os.environ.get("TENANCY_JWT_SECRET") or secrets.token_urlsafe(32)
     return TenancyConfig.from_env(
-        sources=("subdomain", "custom_domain", "path", "header"),
+        sources=("subdomain", "custom_domain", "path", "header", "jwt"),
         # The header is honoured only from these peers: clients cannot pick their tenant.
         trusted_proxies=("127.0.0.1/32", "::1/128"),
         header_requires_trusted_proxy=True,
-        tenant_required=False,  # so "/" on the bare host can explain itself
+        jwt_secret=secret,
+        jwt_algorithms=("HS256",),
+        jwt_audience="tenant-middleware-example",
+        tenant_required=False,  # "/" and "/signup" work on the bare host
         exclude_paths=("/healthz",),
     )
+
+
+def issue_token(config: TenancyConfig, slug: str) -> str:
+    """Sign a token naming the tenant (what your identity provider would do)."""
+    assert config.jwt_secret is not None
+    now = int(time.time())
+    claims = {"tenant_id": slug, "aud": config.jwt_audience, "iat": now}
+    return jwt.encode({**claims, "exp": now + TOKEN_LIFETIME}, config.jwt_secret, "HS256")
 
 
 async def seed_demo_tenants(tenancy: Tenancy) -> None:
@@ -54,17 +79,19 @@ async def seed_demo_tenants(tenancy: Tenancy) -> None:
         await tenancy.add_domain("globex", "notes.globex.test")
 
 
-def create_app(tenancy: Tenancy | None = None) -> FastAPI:
-    """Build the example app around a `Tenancy` (a default one on local files if omitted)."""
-    tenancy = tenancy or Tenancy(build_config())
+def create_app(tenancy: Tenancy | None = None, *, seed: bool = True) -> FastAPI:
+    """Build the example app around a `Tenancy` (one on local files under .tenancy/ if omitted)."""
+    tenancy = tenancy or Tenancy(build_config(), packages=[NOTES])
+    config = tenancy.config
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # TenancyMiddleware has already started the runtime when this runs.
-        await seed_demo_tenants(tenancy)
+        # TenancyMiddleware has started the runtime before this runs.
+        if seed:
+            await seed_demo_tenants(tenancy)
         yield
 
-    app = FastAPI(title="tenant-middleware example", lifespan=lifespan)
+    app = FastAPI(title="tenant-middleware example: notes", lifespan=lifespan)
     app.add_middleware(TenancyMiddleware, tenancy=tenancy)
 
     @app.get("/healthz")
@@ -74,27 +101,56 @@ def create_app(tenancy: Tenancy | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def home(tenant: OptionalTenant) -> str:
         if tenant is None:
-            return (
-                "<h1>tenant-middleware example</h1><p>No tenant in this request. Try "
-                "<code>curl -H 'Host: acme.localhost:8000' http://127.0.0.1:8000/</code> "
-                "or <a href='/t/globex/'>/t/globex/</a>.</p>"
-            )
-        return f"<h1>Hello, {tenant.name or tenant.slug}</h1><p>found by {tenant.source}</p>"
+            return landing_page()
+        async with tenancy.connect(tenant) as db:
+            rows = await db.execute("SELECT id, body FROM notes ORDER BY id DESC LIMIT 100")
+        return home_page(tenant, [(int(str(i)), str(body)) for i, body in rows.rows])
+
+    @app.post("/signup")
+    async def signup(slug: Annotated[str, Form()], tenant: OptionalTenant) -> dict[str, str]:
+        if tenant is not None:
+            raise HTTPException(400, "sign up on the bare host, not a tenant's")
+        try:
+            created = await tenancy.provision(slug, plan="free")
+        except InvalidIdentifier as exc:
+            raise HTTPException(422, str(exc)) from exc
+        except DuplicateTenant as exc:
+            raise HTTPException(409, "that name is taken") from exc
+        return {"slug": created.slug, "token": issue_token(config, created.slug)}
 
     @app.get("/whoami")
     async def whoami(tenant: CurrentTenant) -> dict[str, Any]:
-        return {
-            "id": tenant.id,
-            "slug": tenant.slug,
-            "name": tenant.name,
-            "plan": tenant.plan,
-            "source": tenant.source,
-        }
+        return {"slug": tenant.slug, "name": tenant.name, "source": tenant.source}
+
+    @app.get("/notes")
+    async def list_notes(db: TenantDB) -> list[dict[str, Any]]:
+        rows = await db.execute("SELECT id, body, created_at FROM notes ORDER BY id")
+        return rows.mappings()
+
+    @app.post("/notes", status_code=201, response_model=None)
+    async def add_note(
+        body: Annotated[str, Form(min_length=1, max_length=2000)],
+        db: TenantDB,
+        tenant: CurrentTenant,
+        redirect: Annotated[bool, Form()] = False,
+    ) -> dict[str, Any] | RedirectResponse:
+        result = await db.execute(
+            "INSERT INTO notes (body, created_at) VALUES (?, ?)", (body, time.time())
+        )
+        if redirect:  # the HTML form posts here and goes back to the page
+            return RedirectResponse("./", status_code=303)
+        return {"id": result.last_insert_rowid, "body": body, "tenant": tenant.slug}
+
+    @app.delete("/notes/{note_id}", status_code=204)
+    async def delete_note(note_id: int, db: TenantDB) -> None:
+        result = await db.execute("DELETE FROM notes WHERE id = ?", (note_id,))
+        if result.rows_affected == 0:
+            raise HTTPException(404, "no such note")
 
     @app.websocket("/ws")
     async def websocket(socket: WebSocket) -> None:
         await socket.accept()
-        # The ContextVar works in WebSockets too.
+        # The tenant ContextVar works in WebSockets too.
         await socket.send_json({"tenant": current_tenant().slug})
         await socket.close()
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: `CurrentTenant`, `OptionalTenant` and plan guards.
+"""FastAPI dependencies: `CurrentTenant`, `OptionalTenant`, `TenantDB` and plan guards.
 
 ```python
 @app.get("/me")
@@ -9,7 +9,7 @@ async def me(tenant: CurrentTenant) -> dict[str, str]:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 try:
@@ -21,12 +21,21 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'tenant-middleware[fastapi]'"
     ) from exc
 
+from tenant_middleware.context import tenant_db
 from tenant_middleware.integrations.starlette import request_tenant, request_tenant_or_none
 from tenant_middleware.models import TenantContext
+from tenant_middleware.pool import PooledConnection
 
 
 def _current_tenant(connection: HTTPConnection) -> TenantContext:
-    return request_tenant(connection)
+    tenant = request_tenant_or_none(connection)
+    if tenant is None:
+        # The app made tenants optional, but this endpoint needs one.
+        raise HTTPException(
+            status_code=400,
+            detail={"code": "tenant_required", "title": "This endpoint needs a tenant"},
+        )
+    return tenant
 
 
 def _optional_tenant(connection: HTTPConnection) -> TenantContext | None:
@@ -56,3 +65,12 @@ def require_plan(*plans: str) -> Callable[[HTTPConnection], TenantContext]:
         return tenant
 
     return guard
+
+
+async def _tenant_db() -> AsyncIterator[PooledConnection]:
+    async with tenant_db() as connection:
+        yield connection
+
+
+TenantDB = Annotated[PooledConnection, Depends(_tenant_db)]
+"""A pooled connection to the request's tenant database, returned when the request ends."""
