@@ -1,7 +1,12 @@
 """tenant-middleware: make a Starlette or FastAPI app multi-tenant with one middleware."""
 
 from tenant_middleware.config import TenancyConfig
-from tenant_middleware.context import current_tenant, current_tenant_or_none, tenant_scope
+from tenant_middleware.context import (
+    current_tenant,
+    current_tenant_or_none,
+    tenant_db,
+    tenant_scope,
+)
 from tenant_middleware.errors import (
     ConfigError,
     DatabaseBusy,
@@ -24,6 +29,7 @@ from tenant_middleware.errors import (
 from tenant_middleware.middleware import TenancyMiddleware
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.runtime import Tenancy
+from tenant_middleware.schema.package import Migration, SchemaPackage
 from tenant_middleware.sources import (
     CustomDomainSource,
     HeaderSource,
@@ -44,11 +50,13 @@ __all__ = [
     "InvalidCredentials",
     "InvalidIdentifier",
     "JWTSource",
+    "Migration",
     "NoTenantContext",
     "PathSource",
     "PlatformError",
     "ProvisioningError",
     "RegistryError",
+    "SchemaPackage",
     "SessionSource",
     "SubdomainSource",
     "Tenancy",
@@ -67,5 +75,6 @@ __all__ = [
     "TenantUnavailable",
     "current_tenant",
     "current_tenant_or_none",
+    "tenant_db",
     "tenant_scope",
 ]
