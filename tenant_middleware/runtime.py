@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import DuplicateTenant, TenantNotFound, TenantUnavailable
+from tenant_middleware.hooks import Hook, Hooks, LifecycleEvent
 from tenant_middleware.lifecycle import check_transition
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
@@ -47,6 +48,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tenant_middleware")
 _MIGRATABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.SUSPENDED})
+_TRANSITION_EVENTS = {
+    TenantStatus.SUSPENDED: "suspended",
+    TenantStatus.ARCHIVED: "archived",
+    TenantStatus.ACTIVE: "restored",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +115,13 @@ class Tenancy:
             auto_provision=self._auto_provision if config.auto_provision else None,
         )
         self._provisioning: dict[str, asyncio.Future[TenantContext]] = {}
+        self._hooks = Hooks()
         self._started = False
         self._start_lock = asyncio.Lock()
+
+    def on(self, kind: str, hook: Hook) -> None:
+        """Subscribe a sync or async callable to a lifecycle event (`provisioned`, ..., `*`)."""
+        self._hooks.subscribe(kind, hook)
 
     # -- lifecycle of the runtime ---------------------------------------------------------
     @property
@@ -234,11 +245,17 @@ class Tenancy:
             raise DuplicateTenant(f"slug {slug!r} is taken")
         try:
             active = await self._workflow.run(tenant)
+        except Exception as exc:
+            await self._hooks.emit(
+                LifecycleEvent("provisioning_failed", tenant, {"error": str(exc)})
+            )
+            raise
         finally:
             # Whatever happened, requests must see the new state, not a cached one.
             self.invalidate(tenant.id)
             self.cache.invalidate_negative()
         logger.info("tenant provisioned", extra={"tenant_id": active.id})
+        await self._hooks.emit(LifecycleEvent("provisioned", active))
         return active
 
     async def get(self, tenant_id_or_slug: str) -> TenantContext:
@@ -304,6 +321,7 @@ class Tenancy:
         await self.registry.delete(tenant.id)
         self.invalidate(tenant.id)
         logger.info("tenant deleted with its data", extra={"tenant_id": tenant.id})
+        await self._hooks.emit(LifecycleEvent("deleted", tenant, {"destroy_data": True}))
 
     async def _transition(
         self, tenant_id_or_slug: str, target: TenantStatus, reason: str | None
@@ -315,6 +333,9 @@ class Tenancy:
         if target is not TenantStatus.ACTIVE:
             await self.pools.discard(tenant.id)
         logger.info("tenant status changed", extra={"tenant_id": tenant.id, "status": target.value})
+        await self._hooks.emit(
+            LifecycleEvent(_TRANSITION_EVENTS[target], updated, {"reason": reason})
+        )
         return updated
 
     async def add_domain(self, tenant_id_or_slug: str, domain: str) -> None:

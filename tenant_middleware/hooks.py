@@ -1,0 +1,57 @@
+"""Lifecycle hooks: in-process callbacks for tenant events (provisioned, suspended, ...).
+
+The control plane records every event durably; hooks are how an app reacts in the process that
+made the change (send a welcome mail, warm a cache, emit a metric). A hook that raises is
+logged and does not undo the change or stop the other hooks.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tenant_middleware.models import TenantContext
+
+logger = logging.getLogger("tenant_middleware.hooks")
+
+EVENTS = frozenset(
+    {"provisioned", "provisioning_failed", "suspended", "archived", "restored", "deleted"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEvent:
+    """What happened to which tenant."""
+
+    kind: str
+    tenant: TenantContext
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+Hook = Callable[[LifecycleEvent], Awaitable[None] | None]
+
+
+class Hooks:
+    """Subscribers by event kind."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Hook]] = {}
+
+    def subscribe(self, kind: str, hook: Hook) -> None:
+        """Call `hook` (sync or async) on every event of `kind`; `"*"` for all of them."""
+        if kind != "*" and kind not in EVENTS:
+            raise ValueError(f"unknown event {kind!r}; choose from {', '.join(sorted(EVENTS))}")
+        self._subscribers.setdefault(kind, []).append(hook)
+
+    async def emit(self, event: LifecycleEvent) -> None:
+        """Run the event's hooks in subscription order; log, never raise, their errors."""
+        for hook in (*self._subscribers.get(event.kind, ()), *self._subscribers.get("*", ())):
+            try:
+                result = hook(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("lifecycle hook failed", extra={"tenant_id": event.tenant.id})
