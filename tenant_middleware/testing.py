@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 try:
     import pytest_asyncio
 except ImportError:  # pragma: no cover - the plugin then offers only the sync fixtures
-    pytest_asyncio = None
+    _HAVE_PYTEST_ASYNCIO = False
+else:
+    _HAVE_PYTEST_ASYNCIO = True
 
 TEST_BASE_DOMAIN = "tenant.test"
 
@@ -52,7 +54,7 @@ def tenancy_packages() -> tuple[SchemaPackage, ...]:
     return ()
 
 
-if pytest_asyncio is not None:
+if _HAVE_PYTEST_ASYNCIO:
 
     @pytest_asyncio.fixture
     async def tenancy(
