@@ -89,6 +89,10 @@ class TenancyConfig:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError as exc:
                 raise ConfigError("trusted_proxies", f"{cidr!r} is not an IP network") from exc
+        if self.header_requires_trusted_proxy and not self.trusted_proxies:
+            raise ConfigError(
+                "trusted_proxies", "header_requires_trusted_proxy needs at least one proxy"
+            )
         for path in self.exclude_paths:
             if not path.startswith("/"):
                 raise ConfigError("exclude_paths", f"{path!r} must start with '/'")

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 @runtime_checkable
 class TenantSource(Protocol):
-    """Find a tenant key in a request. Raise `InvalidCredentials` for a bad token."""
+    """Find a tenant key in a request. Raise `InvalidCredentials` for a bad token.
+
+    A source whose keys the client cannot choose (a verified signature) may set a class
+    attribute `verified = True`; only such sources may create tenants (`auto_provision`).
+    """
 
     name: str
 

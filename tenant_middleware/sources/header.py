@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 # A slug is at most 63 characters and an id 36; anything much longer is malformed, and the
 # cut keeps long attacker-chosen strings out of the memos.
-_MAX_IDENTIFIER = 80
+MAX_IDENTIFIER = 80
 _TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
 _IDENTIFIERS: dict[str, TenantKey | None] = {}
 
@@ -26,7 +26,7 @@ def identifier_key(value: str) -> TenantKey | None:
     try:
         return _IDENTIFIERS[value]
     except KeyError:
-        if len(value) > _MAX_IDENTIFIER:
+        if len(value) > MAX_IDENTIFIER:
             return None
     tenant_id = normalize_tenant_id(value)
     if tenant_id is not None:
@@ -91,6 +91,6 @@ class HeaderSource:
             return self._memo[raw]
         except KeyError:
             key = explicit_key(raw.decode("latin-1"))  # raises for a malformed value
-        if len(raw) <= _MAX_IDENTIFIER:
+        if len(raw) <= MAX_IDENTIFIER:
             remember(self._memo, raw, key)
         return key

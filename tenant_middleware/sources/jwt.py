@@ -47,6 +47,7 @@ class JWTSource:
     """
 
     name = "jwt"
+    verified = True  # its keys are signed: `auto_provision` may trust them to create tenants
 
     def __init__(
         self,

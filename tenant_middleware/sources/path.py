@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import ConfigError
-from tenant_middleware.sources.header import explicit_key
+from tenant_middleware.sources._hosts import remember
+from tenant_middleware.sources.header import MAX_IDENTIFIER, explicit_key
 
 if TYPE_CHECKING:
     from tenant_middleware._types import Scope
@@ -26,13 +27,20 @@ class PathSource:
             raise ConfigError("prefix", "must start with '/' and not end with '/'")
         self.prefix = prefix
         self._start = prefix + "/"
+        self._memo: dict[str, TenantKey | None] = {}
 
     async def identify(self, scope: Scope) -> TenantKey | None:
         """Return the key of the path segment after the prefix, or None outside the prefix."""
         segment = self._segment(scope)
         if segment is None:
             return None
-        return explicit_key(segment)
+        try:
+            return self._memo[segment]
+        except KeyError:
+            key = explicit_key(segment)  # raises for a malformed segment
+        if len(segment) <= MAX_IDENTIFIER:
+            remember(self._memo, segment, key)
+        return key
 
     def rewrite(self, scope: Scope, key: TenantKey) -> Scope:
         """Return a copy of `scope` whose `root_path` ends with the tenant prefix."""

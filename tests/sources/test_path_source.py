@@ -44,6 +44,13 @@ async def test_malformed_segment_is_a_404(make_scope, segment):
         await PathSource().identify(make_scope(path=f"/t/{segment}/notes"))
 
 
+@pytest.mark.parametrize("segment", [" ", " " * 5000])
+async def test_blank_segment_is_no_identifier(make_scope, segment):
+    source = PathSource()
+    for _ in range(2):
+        assert await source.identify(make_scope(path=f"/t/{segment}/notes")) is None
+
+
 async def test_existing_root_path_is_respected(make_scope):
     scope = make_scope(path="/api/t/acme/notes", root_path="/api")
     assert await PathSource().identify(scope) == TenantKey("slug", "acme")
