@@ -10,6 +10,7 @@ from tenant_middleware.errors import (
     DatabaseError,
     RegistryError,
     TenancyError,
+    TenantNotFound,
     TenantUnavailable,
 )
 from tenant_middleware.problems import ErrorHandler, send_problem
@@ -70,8 +71,22 @@ class TenancyMiddleware:
         state["tenant"] = tenant
         token = _current.set(tenant)
         runtime_token = _runtime.set(self.tenancy)
+        response_started = False
+
+        async def send_and_track(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_and_track)
+        except (TenantUnavailable, TenantNotFound) as error:
+            # Raised inside the app by tenant_db() (pool saturated, tenant gone since it
+            # was resolved): answer as the contract says, unless the app already answered.
+            if response_started or scope_type != "http":
+                raise
+            await self.on_error(scope, receive, send, error)
         finally:
             _runtime.reset(runtime_token)
             _current.reset(token)

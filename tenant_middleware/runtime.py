@@ -182,7 +182,12 @@ class Tenancy:
         """Before a tenant's pool opens: recreate a missing database, apply pending migrations."""
         location = self.provisioner.locate(tenant_id)
         if not await self.provisioner.exists(location):
-            # A registered tenant without its database (a crash, a fresh app instance).
+            # A registered tenant without its database (a crash, a fresh app instance) gets
+            # one; a tenant deleted since this request resolved it must not.
+            current = await self.registry.lookup(TenantKey("id", tenant_id))
+            if current is None or current.status not in _MIGRATABLE:
+                self.invalidate(tenant_id)
+                raise TenantNotFound("the tenant no longer exists")
             await self.provisioner.create(location)
             await self.registry.record_event(tenant_id, "database.created_on_demand")
         connection = await self.provisioner.connect(location)

@@ -1,0 +1,116 @@
+"""`check`: is the configuration valid, and can the app open its databases? In plain words."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+
+from tenant_middleware.cli._errors import EXIT_ERROR, EXIT_OK, CLIError, setting_name
+from tenant_middleware.cli._packages import ENV_VAR, OPTION, load_packages, packages_reference
+from tenant_middleware.cli._render import Output
+from tenant_middleware.cli._session import open_tenancy
+from tenant_middleware.config import TenancyConfig
+from tenant_middleware.errors import ConfigError, TenancyError
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One line of the report: what was checked, whether it is healthy, and why."""
+
+    subject: str
+    ok: bool
+    detail: str
+
+
+async def check(args: argparse.Namespace, output: Output) -> int:
+    """Print one line per check; exit 0 when everything is healthy, 1 otherwise."""
+    findings: list[Finding] = []
+    config: TenancyConfig | None = None
+    try:
+        config = TenancyConfig.from_env()
+        findings.append(Finding("configuration", True, "TENANCY_* settings are valid"))
+    except ConfigError as exc:
+        findings.append(Finding("configuration", False, config_problem(exc)))
+    findings.append(_check_packages(args))
+    if config is not None:
+        findings.append(_check_data_dir(config))
+        findings.append(await _check_control_plane(config))
+    width = max(len(f.subject) for f in findings)
+    for finding in findings:
+        line = Text(
+            "ok     " if finding.ok else "PROBLEM", style="green" if finding.ok else "bold red"
+        )
+        line.append(f"  {finding.subject.ljust(width)}  {finding.detail}")
+        output.line(line)
+    problems = sum(not f.ok for f in findings)
+    output.line("healthy" if not problems else f"{problems} problem(s) found")
+    return EXIT_OK if not problems else EXIT_ERROR
+
+
+def config_problem(exc: ConfigError) -> str:
+    """A `ConfigError` in the operator's terms: the environment variable, then the reason."""
+    reason = str(exc).removeprefix(f"{exc.setting}: ")
+    return f"{setting_name(exc.setting)}: {reason}"
+
+
+def _check_packages(args: argparse.Namespace) -> Finding:
+    reference = packages_reference(getattr(args, "packages", None), os.environ)
+    if reference is None:
+        return Finding("schema packages", True, f"none named (migrate needs {OPTION} or {ENV_VAR})")
+    try:
+        packages = load_packages(reference)
+    except ConfigError as exc:
+        return Finding("schema packages", False, config_problem(exc))
+    except CLIError as exc:
+        return Finding("schema packages", False, str(exc))
+    names = ", ".join(f"{p.name}@{p.head}" for p in packages) or "an empty sequence"
+    return Finding("schema packages", True, f"{reference.value}: {names}")
+
+
+def _check_data_dir(config: TenancyConfig) -> Finding:
+    subject = f"data directory ({setting_name('data_dir')})"
+    path = config.data_dir
+    if path.exists():
+        if not path.is_dir():
+            return Finding(subject, False, f"{path} exists and is not a directory")
+        problem = _probe(path)
+        if problem:
+            return Finding(subject, False, f"cannot create tenant databases in {path}: {problem}")
+        return Finding(subject, True, f"{path} is writable")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return Finding(subject, False, f"cannot create {path}: {ancestor} is not a directory")
+    problem = _probe(ancestor)
+    if problem:
+        return Finding(subject, False, f"cannot create {path}: {problem}")
+    return Finding(subject, True, f"{path} does not exist yet; it will be created")
+
+
+def _probe(directory: Path) -> str | None:
+    """Create and remove a temporary folder: the one reliable test of writability (even as root)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".tenancy-check-", dir=directory))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+async def _check_control_plane(config: TenancyConfig) -> Finding:
+    location = config.control_plane_location
+    try:
+        async with open_tenancy(config, ()) as tenancy:
+            await tenancy.list(limit=1)
+    except ConfigError as exc:
+        return Finding("control plane", False, config_problem(exc))
+    except CLIError as exc:
+        return Finding("control plane", False, str(exc))
+    except TenancyError as exc:
+        return Finding("control plane", False, f"{location}: {exc}")
+    return Finding("control plane", True, f"{location} opens and answers")

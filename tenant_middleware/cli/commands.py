@@ -1,0 +1,208 @@
+"""Tenant commands: provision, list, show, lifecycle, delete, domains, stats."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tenant_middleware.cli._errors import EXIT_OK, CLIError, UsageError
+from tenant_middleware.cli._render import (
+    Output,
+    counts_table,
+    event_dict,
+    events_table,
+    tenant_dict,
+    tenant_lines,
+    tenants_table,
+)
+from tenant_middleware.errors import TenantNotFound
+from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.validation import require_domain
+
+if TYPE_CHECKING:
+    from tenant_middleware.runtime import Tenancy
+
+_PAGE = 500
+# The registry returns events oldest first; read this many to show the latest ones.
+_EVENT_WINDOW = 1000
+
+
+async def provision(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`provision SLUG`: create a tenant and print it."""
+    tenant = await tenancy.provision(
+        args.slug, name=args.name, plan=args.plan, region=args.region, metadata=args.metadata
+    )
+    if args.json:
+        output.json(tenant_dict(tenant))
+    else:
+        output.line(f"provisioned {tenant.slug} ({tenant.id}): {tenant.status.value}")
+    return EXIT_OK
+
+
+async def list_tenants(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`list`: every tenant (or `--limit`), filtered by status and plan."""
+    status = TenantStatus(args.status) if args.status else None
+    tenants: list[TenantContext] = []
+    after: str | None = None
+    while args.limit is None or len(tenants) < args.limit:
+        size = _PAGE if args.limit is None else min(_PAGE, args.limit - len(tenants))
+        page = await tenancy.list(status=status, plan=args.plan, limit=size, after_slug=after)
+        tenants.extend(page)
+        if len(page) < size:
+            break
+        after = page[-1].slug
+    if args.json:
+        output.json([tenant_dict(t) for t in tenants])
+    elif tenants:
+        output.table(tenants_table(tenants))
+    else:
+        output.note("no tenants")
+    return EXIT_OK
+
+
+async def show(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`show ID_OR_SLUG`: the tenant, its domains and its latest events."""
+    tenant = await tenancy.get(args.tenant)
+    domains = await tenancy.domains(tenant.id)
+    events = list(await tenancy.events(tenant.id, limit=_EVENT_WINDOW))[-args.events :]
+    if args.json:
+        output.json(
+            {
+                "tenant": tenant_dict(tenant),
+                "domains": list(domains),
+                "events": [event_dict(e) for e in events],
+            }
+        )
+        return EXIT_OK
+    for line in tenant_lines(tenant, domains):
+        output.line(line)
+    output.line()
+    output.table(events_table(events, title=f"latest events ({len(events)})"))
+    return EXIT_OK
+
+
+async def transition(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`suspend`, `restore`, `archive`: change a tenant's status."""
+    change = {"suspend": tenancy.suspend, "restore": tenancy.restore, "archive": tenancy.archive}
+    tenant = await change[args.command](args.tenant, reason=args.reason)
+    output.line(f"{tenant.slug} ({tenant.id}) is now " + tenant.status.value)
+    return EXIT_OK
+
+
+async def delete(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`delete ID`: archive; with `--destroy-data`, confirm, then delete database and record."""
+    tenant = await tenancy.get(args.tenant)
+    if not args.destroy_data:
+        await tenancy.delete(tenant.id)
+        output.line(f"{tenant.slug} ({tenant.id}) is archived; its data is kept")
+        output.note("to delete its database and record for good, add --destroy-data")
+        return EXIT_OK
+    if not args.yes:
+        _confirm_destroy(tenant)
+    await tenancy.delete(tenant.id, destroy_data=True)
+    output.line(f"deleted {tenant.slug} ({tenant.id}) and its database")
+    return EXIT_OK
+
+
+def _confirm_destroy(tenant: TenantContext) -> None:
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"refusing to destroy the data of tenant {tenant.slug!r} without confirmation: "
+            "stdin is not a terminal, so nobody can be asked; pass --yes to confirm"
+        )
+    sys.stderr.write(
+        f"This deletes tenant {tenant.slug} ({tenant.id}) and its database for good.\n"
+        f"Type the tenant's slug ({tenant.slug}) to confirm: "
+    )
+    sys.stderr.flush()
+    # A blocking read is fine here: nothing else runs while the operator decides.
+    answer = sys.stdin.readline().strip()
+    if answer != tenant.slug:
+        raise CLIError("not confirmed; nothing was deleted")
+
+
+async def domains_add(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`domains add ID DOMAIN`."""
+    tenant = await tenancy.get(args.tenant)
+    await tenancy.add_domain(tenant.id, args.domain)
+    output.line(f"{require_domain(args.domain)} now routes to {tenant.slug} ({tenant.id})")
+    return EXIT_OK
+
+
+async def domains_remove(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`domains remove DOMAIN`: an unknown domain is an error, not a silent no-op."""
+    domain = require_domain(args.domain)
+    owner = await tenancy.registry.lookup(TenantKey("domain", domain))
+    if owner is None:
+        raise TenantNotFound(f"no tenant has the domain {domain!r}")
+    await tenancy.remove_domain(domain)
+    output.line(f"{domain} no longer routes to {owner.slug} ({owner.id})")
+    return EXIT_OK
+
+
+async def domains_list(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`domains list ID`."""
+    domains = await tenancy.domains(args.tenant)
+    if args.json:
+        output.json(list(domains))
+    elif domains:
+        for domain in domains:
+            output.line(domain)
+    else:
+        output.note("no custom domains")
+    return EXIT_OK
+
+
+async def stats(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`stats`: the fleet as the control plane and the data directory see it."""
+    tenants = await tenancy.all_tenants()
+    by_status = Counter(t.status.value for t in tenants)
+    by_plan = Counter(t.plan or "(none)" for t in tenants)
+    paths = [tenancy.provisioner.locate(t.id).path for t in tenants]
+    files, size = await asyncio.to_thread(_disk_usage, [p for p in paths if p is not None])
+    statuses = {s.value: by_status.get(s.value, 0) for s in TenantStatus}
+    plans = dict(sorted(by_plan.items()))
+    control_plane = tenancy.config.control_plane_location
+    data_dir = str(tenancy.config.data_dir)
+    if args.json:
+        output.json(
+            {
+                "tenants": len(tenants),
+                "by_status": statuses,
+                "by_plan": plans,
+                "databases": {"files": files, "bytes": size},
+                "control_plane": control_plane,
+                "data_dir": data_dir,
+            }
+        )
+        return EXIT_OK
+    output.line(f"{len(tenants)} tenants; control plane {control_plane}")
+    output.table(counts_table("status", {k: v for k, v in statuses.items() if v}))
+    output.table(counts_table("plan", plans))
+    output.line(f"tenant databases on disk: {files} files, {_human_size(size)} in {data_dir}")
+    return EXIT_OK
+
+
+def _disk_usage(paths: list[Path]) -> tuple[int, int]:
+    files = size = 0
+    for path in paths:
+        for part in (path, path.with_name(path.name + "-wal")):
+            try:
+                size += part.stat().st_size
+            except FileNotFoundError:
+                continue
+            files += part == path
+    return files, size
+
+
+def _human_size(size: int) -> str:
+    amount, unit = float(size), "B"
+    for bigger in ("KiB", "MiB", "GiB"):
+        if amount < 1024:
+            break
+        amount, unit = amount / 1024, bigger
+    return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
