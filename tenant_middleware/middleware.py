@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from tenant_middleware.context import _current, _runtime
 from tenant_middleware.errors import (
     DatabaseError,
+    ProvisioningError,
     RegistryError,
     TenancyError,
     TenantNotFound,
@@ -81,11 +82,15 @@ class TenancyMiddleware:
 
         try:
             await self.app(scope, receive, send_and_track)
-        except (TenantUnavailable, TenantNotFound) as error:
-            # Raised inside the app by tenant_db() (pool saturated, tenant gone since it
-            # was resolved): answer as the contract says, unless the app already answered.
+        except (TenantUnavailable, TenantNotFound, ProvisioningError) as error:
+            # Raised inside the app by tenant_db() (pool saturated, tenant gone since it was
+            # resolved, a lazy migration failing): answer as the contract says, unless the
+            # app already answered.
             if response_started or scope_type != "http":
                 raise
+            if isinstance(error, ProvisioningError):
+                logger.error("tenant database could not be prepared: %s", error, exc_info=error)
+                error = TenantUnavailable(retry_after=self.tenancy.config.retry_after)
             await self.on_error(scope, receive, send, error)
         finally:
             _runtime.reset(runtime_token)

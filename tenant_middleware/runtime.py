@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any, Self
 
 from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
-from tenant_middleware.errors import DuplicateTenant, TenantNotFound, TenantUnavailable
+from tenant_middleware.errors import (
+    DuplicateTenant,
+    InvalidIdentifier,
+    TenantNotFound,
+    TenantUnavailable,
+)
 from tenant_middleware.hooks import Hook, Hooks, LifecycleEvent
 from tenant_middleware.lifecycle import check_transition
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
@@ -180,14 +185,15 @@ class Tenancy:
 
     async def _prepare_database(self, tenant_id: str) -> Connection:
         """Before a tenant's pool opens: recreate a missing database, apply pending migrations."""
+        # Checked first, every time: a request that outlived the tenant's deletion must not
+        # reopen (and so recreate) its database while it is being removed.
+        current = await self.registry.lookup(TenantKey("id", tenant_id))
+        if current is None or current.status not in _MIGRATABLE:
+            self.invalidate(tenant_id)
+            raise TenantNotFound("the tenant no longer exists")
         location = self.provisioner.locate(tenant_id)
         if not await self.provisioner.exists(location):
-            # A registered tenant without its database (a crash, a fresh app instance) gets
-            # one; a tenant deleted since this request resolved it must not.
-            current = await self.registry.lookup(TenantKey("id", tenant_id))
-            if current is None or current.status not in _MIGRATABLE:
-                self.invalidate(tenant_id)
-                raise TenantNotFound("the tenant no longer exists")
+            # A registered tenant without its database (a crash, a fresh app instance).
             await self.provisioner.create(location)
             await self.registry.record_event(tenant_id, "database.created_on_demand")
         connection = await self.provisioner.connect(location)
@@ -204,7 +210,9 @@ class Tenancy:
         if isinstance(tenant, str):
             tenant = await self.get(tenant)
         if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
-            raise TenantUnavailable("the tenant's database is not ready")
+            raise TenantUnavailable(
+                "the tenant's database is not ready", retry_after=self.config.retry_after
+            )
         await self.start()
         async with self.pools.connection(tenant.id) as connection:
             yield connection
@@ -321,6 +329,10 @@ class Tenancy:
             if tenant.status is not TenantStatus.ARCHIVED:
                 await self._transition(tenant.id, TenantStatus.ARCHIVED, "deleted")
             return
+        if tenant.status is not TenantStatus.ARCHIVED:
+            # Archived first, so no request can reopen the database while it is removed.
+            await self.registry.set_status(tenant.id, TenantStatus.ARCHIVED, reason="deleting")
+            self.invalidate(tenant.id)
         await self.pools.discard(tenant.id)
         await self.provisioner.destroy(self.provisioner.locate(tenant.id))
         await self.registry.delete(tenant.id)
@@ -433,6 +445,9 @@ class Tenancy:
         """Remove a package from a tenant's ledger; its tables go only with `drop_tables`."""
         tenant = await self.get(tenant_id_or_slug)
         target = self.schema.package(package)
+        if not target.optional:
+            # A default package would come straight back on the tenant's next pool.
+            raise InvalidIdentifier(f"{package!r} is installed in every tenant; it cannot go")
         async with self.connect(tenant) as connection:
             await remove_package(connection, target, drop_tables=drop_tables)
         await self.registry.set_installation(tenant.id, target.name, "0", UNINSTALLED)

@@ -9,6 +9,9 @@
 - At most `max_connections` connections are open in all; when the cap is reached an idle
   connection of another tenant is closed to make room, or the request waits, first come first
   served, up to `acquire_timeout`, then gets `TenantUnavailable` (503), never a hang.
+- A request waits in one queue: its tenant's (pool at its own cap; a returned connection is
+  handed straight to the first waiter) or the global one (room under the global cap). Each
+  event wakes one waiter, so thousands of waiters cost no more per release than one.
 - Connections idle longer than `idle_timeout` are closed by `reap()`, which a background task
   runs; pools left empty are dropped.
 """
@@ -38,8 +41,21 @@ Opener = Callable[[str], Awaitable["Connection"]]
 Prepare = Callable[[str], Awaitable["Connection | None"]]
 
 
+# A waiter is woken with a connection handed over to it, or with None: "look again".
+_Waiter = asyncio.Future["Connection | None"]
+
+
 class _TenantPool:
-    __slots__ = ("gate", "idle", "in_use", "last_used", "opening", "retired", "tenant_id")
+    __slots__ = (
+        "gate",
+        "idle",
+        "in_use",
+        "last_used",
+        "opening",
+        "retired",
+        "tenant_id",
+        "waiters",
+    )
 
     def __init__(self, tenant_id: str, gate: WriterGate, now: float) -> None:
         self.tenant_id = tenant_id
@@ -49,6 +65,7 @@ class _TenantPool:
         self.opening = 0
         self.last_used = now
         self.retired = False
+        self.waiters: deque[_Waiter] = deque()  # requests waiting for one of its connections
 
     @property
     def size(self) -> int:
@@ -85,7 +102,7 @@ class PoolManager:
         # Gates outlive a retired pool while a writer still holds them, so a recreated pool
         # of the same tenant shares its predecessor's gate.
         self._gates: weakref.WeakValueDictionary[str, WriterGate] = weakref.WeakValueDictionary()
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[_Waiter] = deque()  # requests waiting for room under the cap
         self._open = 0  # connections open or being opened, in all pools
         self._counters = PoolCounters()
         self._reaper: asyncio.Task[None] | None = None
@@ -102,28 +119,42 @@ class PoolManager:
         finally:
             await self._release(pool, lease._release())
 
-    async def _acquire(self, tenant_id: str) -> tuple[_TenantPool, Connection]:
+    def _check_open(self) -> None:
         if self._closed:
             raise TenantUnavailable("the pool manager is closed", retry_after=self._retry_after)
+
+    async def _acquire(self, tenant_id: str) -> tuple[_TenantPool, Connection]:
+        self._check_open()
         self._counters.acquisitions += 1
         deadline = self._clock() + self._acquire_timeout
         waited = False
         while True:
             pool = await self._pool(tenant_id)
+            self._check_open()  # closed while the pool was being created
+            if pool.retired:
+                # Evicted before this task resumed: nobody would wake a waiter in its queue.
+                if self._clock() >= deadline:
+                    raise self._timed_out()
+                continue
             pool.last_used = self._clock()
             if pool.idle:
                 connection, _ = pool.idle.pop()
                 pool.in_use += 1
                 return pool, connection
+            queue = pool.waiters
             if pool.size < self._per_tenant:
                 if self._open >= self._max_connections:
                     self._close_one_idle(except_pool=pool)
                 if self._open < self._max_connections:
                     return pool, await self._open_connection(pool)
+                queue = self._waiters
             if not waited:
                 self._counters.waits += 1
-                waited = True
-            await self._wait(deadline)
+            # A waiter woken to look again keeps its place at the head of the line.
+            handed = await self._wait(pool, queue, deadline, first=not waited)
+            waited = True
+            if handed is not None:
+                return pool, handed  # still counted in use: the releaser handed it over
 
     async def _open_connection(self, pool: _TenantPool) -> Connection:
         pool.opening += 1
@@ -132,50 +163,89 @@ class PoolManager:
             connection = await self._opener(pool.tenant_id)
         except BaseException:
             self._open -= 1
-            self._wake()
-            raise
-        finally:
             pool.opening -= 1
+            self._room_freed(pool)
+            raise
+        pool.opening -= 1
         pool.in_use += 1
         self._counters.connections_opened += 1
         return connection
 
-    async def _wait(self, deadline: float) -> None:
+    def _timed_out(self) -> TenantUnavailable:
+        self._counters.timeouts += 1
+        return TenantUnavailable(
+            "no database connection became free in time", retry_after=self._retry_after
+        )
+
+    async def _wait(
+        self, pool: _TenantPool, queue: deque[_Waiter], deadline: float, *, first: bool
+    ) -> Connection | None:
         remaining = deadline - self._clock()
         if remaining <= 0:
-            self._counters.timeouts += 1
-            raise TenantUnavailable(
-                "no database connection became free in time", retry_after=self._retry_after
-            )
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+            raise self._timed_out()
+        waiter: _Waiter = asyncio.get_running_loop().create_future()
+        if first:
+            queue.append(waiter)
+        else:
+            queue.appendleft(waiter)
         try:
-            await asyncio.wait_for(waiter, remaining)
+            async with asyncio.timeout(remaining):
+                return await waiter
         except TimeoutError:
-            self._counters.timeouts += 1
-            raise TenantUnavailable(
-                "no database connection became free in time", retry_after=self._retry_after
-            ) from None
-        finally:
-            with contextlib.suppress(ValueError):  # already removed by _wake
-                self._waiters.remove(waiter)
+            self._abandon(pool, queue, waiter)
+            raise self._timed_out() from None
+        except BaseException:
+            self._abandon(pool, queue, waiter)
+            raise
 
-    def _wake(self) -> None:
-        # Wake every waiter; their retries run in arrival order.
-        while self._waiters:
-            waiter = self._waiters.popleft()
+    def _abandon(self, pool: _TenantPool, queue: deque[_Waiter], waiter: _Waiter) -> None:
+        """A waiter leaves (timeout, cancellation): pass on what it was given, if anything."""
+        if not waiter.done() or waiter.cancelled():  # a timeout cancels it with the task
+            waiter.cancel()
+            with contextlib.suppress(ValueError):  # already taken off by a wake-up
+                queue.remove(waiter)
+            return
+        handed = waiter.result()
+        if handed is None:
+            self._wake_one(queue)
+        elif self._check_in(pool, handed):
+            self._schedule_close(handed, pool)
+
+    @staticmethod
+    def _wake_one(queue: deque[_Waiter]) -> None:
+        while queue:
+            waiter = queue.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+                return
 
-    async def _release(self, pool: _TenantPool, connection: Connection) -> None:
+    def _room_freed(self, pool: _TenantPool | None) -> None:
+        # One connection fewer: room under the global cap, and in its pool.
+        self._wake_one(self._waiters)
+        if pool is not None and not pool.retired:
+            self._wake_one(pool.waiters)
+
+    def _check_in(self, pool: _TenantPool, connection: Connection) -> bool:
+        """Take a connection back: to a waiter, or idle; True if it must be closed instead."""
         pool.in_use -= 1
         now = self._clock()
         pool.last_used = now
         if pool.retired or self._closed or connection.closed:
-            await self._close_connection(connection)
-        else:
-            pool.idle.append((connection, now))
-        self._wake()
+            return True
+        while pool.waiters:
+            waiter = pool.waiters.popleft()
+            if not waiter.done():
+                pool.in_use += 1
+                waiter.set_result(connection)
+                return False
+        pool.idle.append((connection, now))
+        # A request waiting for room under the global cap may close it to make that room.
+        self._wake_one(self._waiters)
+        return False
+
+    async def _release(self, pool: _TenantPool, connection: Connection) -> None:
+        if self._check_in(pool, connection):
+            await self._close_connection(connection, pool)
 
     # -- pools ----------------------------------------------------------------------------
     async def _pool(self, tenant_id: str) -> _TenantPool:
@@ -201,16 +271,22 @@ class PoolManager:
             if gate is None:
                 gate = self._gates[tenant_id] = WriterGate()
             pool = _TenantPool(tenant_id, gate, self._clock())
+            surplus = None
             if adopted is not None:
                 # The connection prepare() used (to migrate, say) becomes the first idle one.
                 if self._open < self._max_connections:
                     self._open += 1
                     self._counters.connections_opened += 1
                     pool.idle.append((adopted, self._clock()))
+                    self._wake_one(self._waiters)
                 else:
-                    await adopted.close()
+                    surplus = adopted
+            # Evicting and adding happen without an await between them, so concurrent
+            # creations never hold more than `max_pools` pools.
             self._pools[tenant_id] = pool
             self._counters.pools_created += 1
+            if surplus is not None:
+                await surplus.close()
             return pool
         finally:
             del self._creating[tenant_id]
@@ -219,30 +295,37 @@ class PoolManager:
         pool.retired = True
         idle, pool.idle = pool.idle, []
         for connection, _ in idle:
-            self._schedule_close(connection)
+            self._schedule_close(connection, pool)
+        # Its waiters look again: they find (or create) the tenant's next pool.
+        while pool.waiters:
+            self._wake_one(pool.waiters)
 
     def _close_one_idle(self, *, except_pool: _TenantPool) -> None:
         for pool in self._pools.values():  # least recently used first
             if pool is not except_pool and pool.idle:
                 connection, _ = pool.idle.pop(0)
-                self._schedule_close(connection)
+                # The caller takes the room at once: nobody else is woken for it.
+                self._schedule_close(connection, pool, wake=False)
                 return
 
-    def _schedule_close(self, connection: Connection) -> None:
+    def _schedule_close(
+        self, connection: Connection, pool: _TenantPool | None, *, wake: bool = True
+    ) -> None:
         # Counted as closed at once, so the cap frees up without waiting for the thread.
         self._open -= 1
         self._counters.connections_closed += 1
         task = asyncio.ensure_future(connection.close())
         task.add_done_callback(_log_close_failure)
-        self._wake()
+        if wake:
+            self._room_freed(pool)
 
-    async def _close_connection(self, connection: Connection) -> None:
+    async def _close_connection(self, connection: Connection, pool: _TenantPool | None) -> None:
         self._open -= 1
         self._counters.connections_closed += 1
         try:
             await connection.close()
         finally:
-            self._wake()
+            self._room_freed(pool)
 
     async def discard(self, tenant_id: str) -> None:
         """Retire a tenant's pool (suspension, archival, deletion); leases in use finish."""
@@ -252,7 +335,9 @@ class PoolManager:
 
     # -- maintenance ----------------------------------------------------------------------
     def start(self) -> None:
-        """Start the background task that closes idle connections."""
+        """Lease connections (again, after `aclose()`) and reap idle ones in the background."""
+        # A runtime restarted in the same process (a second lifespan) reopens its pools.
+        self._closed = False
         if self._reaper is None:
             self._reaper = asyncio.ensure_future(self._reap_forever())
 
@@ -271,7 +356,7 @@ class PoolManager:
             if stale:
                 pool.idle = [item for item in pool.idle if item[1] > cutoff]
                 for connection, _ in stale:
-                    self._schedule_close(connection)
+                    self._schedule_close(connection, pool)
                 closed += len(stale)
             if pool.size == 0 and pool.last_used <= cutoff:
                 del self._pools[tenant_id]
@@ -291,10 +376,13 @@ class PoolManager:
             pool.retired = True
             closing.extend(connection for connection, _ in pool.idle)
             pool.idle = []
+            while pool.waiters:  # they look again and find the manager closed
+                self._wake_one(pool.waiters)
         self._pools.clear()
+        while self._waiters:
+            self._wake_one(self._waiters)
         for connection in closing:
-            await self._close_connection(connection)
-        self._wake()
+            await self._close_connection(connection, None)
 
     def stats(self) -> PoolStats:
         """Return a snapshot of the pools' gauges and counters."""
@@ -305,7 +393,7 @@ class PoolManager:
             connections_open=self._open,
             in_use=in_use,
             idle=idle,
-            waiting=len(self._waiters),
+            waiting=len(self._waiters) + sum(len(p.waiters) for p in self._pools.values()),
         )
 
 

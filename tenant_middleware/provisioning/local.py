@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tenant_middleware.db.sqlite import SQLiteConnection
-from tenant_middleware.errors import ProvisioningError
+from tenant_middleware.errors import DatabaseError, ProvisioningError
 from tenant_middleware.naming import DatabaseLocation, local_location
 
 if TYPE_CHECKING:
@@ -48,8 +48,13 @@ class LocalProvisioner:
         return self._path(location).exists()
 
     async def connect(self, location: DatabaseLocation) -> Connection:
-        """Open a connection to the tenant's file."""
-        return await SQLiteConnection.open(self._path(location), busy_timeout=self.busy_timeout)
+        """Open a connection to the tenant's file; `DatabaseError` if there is none."""
+        path = self._path(location)
+        # SQLite creates a missing file on open: a database destroyed underneath a pool must
+        # not come back empty and unmigrated, nor a deleted tenant's come back at all.
+        if not path.exists():
+            raise DatabaseError(f"database {location.name} does not exist")
+        return await SQLiteConnection.open(path, busy_timeout=self.busy_timeout)
 
     async def destroy(self, location: DatabaseLocation) -> None:
         """Delete the file and its WAL companions."""

@@ -39,8 +39,12 @@ class PendingMigration:
 
 
 async def applied_checksums(conn: Executor) -> dict[tuple[str, int], str]:
-    """Return `{(package, version): checksum}` of every applied migration."""
-    await conn.execute(_CREATE_LEDGER)
+    """Return `{(package, version): checksum}` of every applied migration; only reads."""
+    ledger = await conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (LEDGER_TABLE,)
+    )
+    if not ledger.rows:
+        return {}  # nothing applied yet; a plan (a dry run) must not create the table
     result = await conn.execute("SELECT package, version, checksum FROM _tenancy_schema")
     return {(str(p), int(v or 0)): str(c) for p, v, c in result.rows}
 
@@ -80,6 +84,7 @@ async def upgrade(
     done: list[PendingMigration] = []
     for step in await pending_migrations(conn, packages):
         async with conn.transaction(write=True) as tx:
+            await tx.execute(_CREATE_LEDGER)
             key = (step.package.name, step.migration.version)
             again = await tx.execute(
                 "SELECT 1 FROM _tenancy_schema WHERE package = ? AND version = ?", key

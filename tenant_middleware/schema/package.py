@@ -23,26 +23,46 @@ if TYPE_CHECKING:
 MigrationFunction = Callable[["Executor"], Awaitable[None]]
 _FILE = re.compile(r"(\d+)_([A-Za-z0-9_\-]+)\.sql")
 _NAME = re.compile(r"[a-z][a-z0-9_\-]{0,62}")
+_QUOTES = {"'": "'", '"': '"', "`": "`", "[": "]"}
 
 
 def split_sql(script: str) -> tuple[str, ...]:
-    """Split a script into complete statements (triggers' inner `;` included correctly)."""
+    """Split a script into complete statements.
+
+    A `;` ends a statement only outside quotes and comments, and only where SQLite agrees the
+    statement is complete (a trigger's body keeps its inner `;`). Several statements on one
+    line are split; comments and empty statements between them are dropped.
+    """
     statements: list[str] = []
-    current = ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            statement = current.strip()
-            if statement.rstrip(";").strip():
-                statements.append(statement)
-            current = ""
-    if current.strip() and not _only_comments(current):
-        raise ConfigError("packages", f"incomplete SQL statement: {current.strip()[:80]!r}")
+    start = 0
+    has_code = False  # anything but whitespace and comments since `start`
+    i, end = 0, len(script)
+    while i < end:
+        char = script[i]
+        if script.startswith("--", i):
+            newline = script.find("\n", i)
+            i = end if newline < 0 else newline + 1
+        elif script.startswith("/*", i):
+            close = script.find("*/", i + 2)
+            i = end if close < 0 else close + 2
+        elif char in _QUOTES:
+            has_code = True
+            close = script.find(_QUOTES[char], i + 1)
+            i = end if close < 0 else close + 1  # '' inside a literal reads as two literals
+        elif char == ";":
+            i += 1
+            candidate = script[start:i]
+            if sqlite3.complete_statement(candidate):
+                if has_code:
+                    statements.append(candidate.strip())
+                start, has_code = i, False
+        else:
+            has_code = has_code or not char.isspace()
+            i += 1
+    if has_code:
+        rest = script[start:].strip()
+        raise ConfigError("packages", f"incomplete SQL statement: {rest[:80]!r}")
     return tuple(statements)
-
-
-def _only_comments(text: str) -> bool:
-    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())
 
 
 @dataclass(frozen=True, slots=True)
