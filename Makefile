@@ -19,3 +19,17 @@ test: $(BIN)/python
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# Benchmarks (not part of `make test`): a separate venv with the peers installed.
+.PHONY: bench bench-quick
+
+bench/.venv/bin/python:
+	sh bench/setup.sh
+
+# Every benchmark, ~6 min; the first run also provisions 11,000 tenants into bench/data/ (~3 min, once).
+bench: bench/.venv/bin/python
+	sh bench/run.sh
+
+# Smoke run of every script (< 30 s each); writes bench/results/*.quick.json
+bench-quick: bench/.venv/bin/python
+	sh bench/run.sh --quick

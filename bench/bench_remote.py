@@ -1,0 +1,142 @@
+"""The remote backend's cost per query against a local sqld (started here, stopped at the end).
+
+- select: `SELECT v FROM kv WHERE id = ?` through `RemoteConnection.execute` (one Hrana
+  pipeline request: execute + close), vs the same JSON posted with a bare `httpx.AsyncClient`
+  (the floor httpx and sqld set), vs a local `SQLiteConnection` for scale;
+- transaction: a read-modify-write transaction (`BEGIN IMMEDIATE` riding with the SELECT, the
+  UPDATE, `COMMIT` + close: three requests);
+- batch: a three-statement atomic batch (one request).
+
+Median and p90 of N timed calls each, after a warm-up; rounds interleave the variants.
+Run: `.venv/bin/python bench/bench_remote.py [--quick]` from the repository root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from tenant_middleware.db.hrana import HranaClient, RemoteConnection  # noqa: E402
+from tenant_middleware.db.sqlite import SQLiteConnection  # noqa: E402
+from tests.sqld import running_sqld  # noqa: E402
+
+Call = Callable[[], Awaitable[object]]
+
+
+async def timed(call: Call, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def describe(name: str, samples: list[float]) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    p90 = ms[int(len(ms) * 0.9)]
+    return f"{name:<34} median {statistics.median(ms):7.3f} ms   p90 {p90:7.3f} ms   n={len(ms)}"
+
+
+async def main(n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, running_sqld(Path(tmp) / "sqld") as sqld:
+        sqld.create_namespace("bench")
+        token = sqld.token()
+        async with HranaClient() as client:
+            conn = RemoteConnection(
+                sqld.url("bench"), token=token, client=client, connect_to=sqld.connect_to
+            )
+            await conn.batch(
+                [
+                    "CREATE TABLE kv (id INTEGER PRIMARY KEY, v TEXT)",
+                    *[("INSERT INTO kv VALUES (?, ?)", (i, f"value {i}")) for i in range(100)],
+                    "CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER)",
+                    "INSERT INTO counter VALUES (1, 0)",
+                ]
+            )
+            local = await SQLiteConnection.open(Path(tmp) / "local.db")
+            await local.execute("CREATE TABLE kv (id INTEGER PRIMARY KEY, v TEXT)")
+            await local.execute("INSERT INTO kv VALUES (7, 'value 7')")
+            body = json.dumps(
+                {
+                    "baton": None,
+                    "requests": [
+                        {
+                            "type": "execute",
+                            "stmt": {
+                                "sql": "SELECT v FROM kv WHERE id = ?",
+                                "args": [{"type": "integer", "value": "7"}],
+                            },
+                        },
+                        {"type": "close"},
+                    ],
+                }
+            ).encode()
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "Host": sqld.url("bench").split("://")[1],
+                "Content-Type": "application/json",
+            }
+            async with httpx.AsyncClient() as raw:
+
+                async def raw_select() -> object:
+                    response = await raw.post(
+                        f"{sqld.base_url}/v3/pipeline", content=body, headers=headers
+                    )
+                    return response.json()
+
+                async def select() -> object:
+                    return await conn.execute("SELECT v FROM kv WHERE id = ?", (7,))
+
+                async def local_select() -> object:
+                    return await local.execute("SELECT v FROM kv WHERE id = ?", (7,))
+
+                async def transaction() -> object:
+                    async with conn.transaction() as tx:
+                        value = (await tx.execute("SELECT n FROM counter WHERE id = 1")).scalar()
+                        assert isinstance(value, int)
+                        await tx.execute("UPDATE counter SET n = ? WHERE id = 1", (value + 1,))
+                    return value
+
+                async def batch() -> object:
+                    return await conn.batch(
+                        [
+                            ("SELECT v FROM kv WHERE id = ?", (1,)),
+                            ("SELECT v FROM kv WHERE id = ?", (2,)),
+                            ("UPDATE counter SET n = n + 1 WHERE id = 1", ()),
+                        ]
+                    )
+
+                variants: dict[str, Call] = {
+                    "RemoteConnection.execute SELECT": select,
+                    "bare httpx pipeline SELECT": raw_select,
+                    "local SQLiteConnection SELECT": local_select,
+                    "RemoteConnection write transaction": transaction,
+                    "RemoteConnection.batch (3 statements)": batch,
+                }
+                samples: dict[str, list[float]] = {name: [] for name in variants}
+                for call in variants.values():
+                    await timed(call, max(n // 10, 20))  # warm-up
+                rounds = 10
+                for _ in range(rounds):
+                    for name, call in variants.items():
+                        samples[name] += await timed(call, n // rounds)
+            await local.close()
+            await conn.close()
+    for name, values in samples.items():
+        print(describe(name, values))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(200 if "--quick" in sys.argv else 2000))

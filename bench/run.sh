@@ -1,0 +1,9 @@
+#!/bin/sh
+# Run every bench script in order; extra arguments (--quick, --no-write) go to each.
+set -eu
+cd "$(dirname "$0")/.."
+[ -x bench/.venv/bin/python ] || sh bench/setup.sh
+for name in overhead cache db scale migrate load; do
+    echo "== bench_$name.py $*"
+    bench/.venv/bin/python "bench/bench_$name.py" "$@"
+done
