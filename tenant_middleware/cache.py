@@ -15,11 +15,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from tenant_middleware.models import TenantContext
 
 K = TypeVar("K", bound=Hashable)
+
+
+class Miss:
+    """The type of `MISS`: what `peek()` returns when only a load can answer."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISS"
+
+
+MISS: Final = Miss()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,22 @@ class TenantCache(Generic[K]):
         self._generation = 0
         self._hits = self._negative_hits = self._misses = 0
         self._loads = self._evictions = self._invalidations = 0
+
+    def peek(self, key: K) -> TenantContext | Miss | None:
+        """Answer from the cache alone: a tenant, None (known unknown), or `MISS`.
+
+        The request path calls this first, so a cached tenant costs no coroutine.
+        """
+        hit = self._positive.get(key)
+        if hit is not None and hit[1] > self._clock():
+            self._positive.move_to_end(key)
+            self._hits += 1
+            return hit[0]
+        negative = self._negative.get(key)
+        if negative is not None and negative > self._clock():
+            self._negative_hits += 1
+            return None
+        return MISS
 
     async def get(self, key: K) -> TenantContext | None:
         """Return the tenant for `key`, loading it on a miss (one load per key at a time)."""

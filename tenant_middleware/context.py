@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -14,14 +14,15 @@ if TYPE_CHECKING:
     from tenant_middleware.pool.lease import PooledConnection
     from tenant_middleware.runtime import Tenancy
 
-_current: ContextVar[TenantContext | None] = ContextVar("tenant_middleware.tenant", default=None)
-# The runtime that bound the tenant, so tenant_db() knows whose pools to use.
-_runtime: ContextVar[Tenancy | None] = ContextVar("tenant_middleware.runtime", default=None)
+# The tenant and the runtime that bound it (so tenant_db() knows whose pools to use), in one
+# variable: one set and one reset per request.
+Binding = tuple[TenantContext | None, "Tenancy | None"]
+_current: ContextVar[Binding] = ContextVar("tenant_middleware.tenant", default=(None, None))
 
 
 def current_tenant() -> TenantContext:
     """Return the tenant of the running request or `tenant_scope`; raise `NoTenantContext`."""
-    tenant = _current.get()
+    tenant = _current.get()[0]
     if tenant is None:
         raise NoTenantContext()
     return tenant
@@ -29,7 +30,7 @@ def current_tenant() -> TenantContext:
 
 def current_tenant_or_none() -> TenantContext | None:
     """Return the tenant of the running request or `tenant_scope`, or None."""
-    return _current.get()
+    return _current.get()[0]
 
 
 @asynccontextmanager
@@ -41,25 +42,21 @@ async def tenant_scope(
     Pass `tenancy` so `tenant_db()` works in the block; without it the runtime already bound
     (inside a request) is kept.
     """
-    token = _current.set(tenant)
-    runtime_token = _runtime.set(tenancy) if tenancy is not None else None
+    token = _current.set((tenant, tenancy if tenancy is not None else _current.get()[1]))
     try:
         yield tenant
     finally:
-        if runtime_token is not None:
-            _runtime.reset(runtime_token)
         _current.reset(token)
 
 
-@asynccontextmanager
-async def tenant_db() -> AsyncIterator[PooledConnection]:
-    """Lease a pooled connection to the current tenant's database for the block."""
-    tenant = current_tenant()
-    runtime = _runtime.get()
+def tenant_db() -> AbstractAsyncContextManager[PooledConnection]:
+    """Lease a connection to the current tenant's database: `async with tenant_db() as db`."""
+    tenant, runtime = _current.get()
+    if tenant is None:
+        raise NoTenantContext()
     if runtime is None:
         raise NoTenantContext(
             "tenant_db() needs a Tenancy runtime: TenancyMiddleware binds it for requests; "
             "elsewhere use `tenant_scope(tenant, tenancy=tenancy)` or `tenancy.connect(tenant)`"
         )
-    async with runtime.connect(tenant) as connection:
-        yield connection
+    return runtime.connect(tenant)

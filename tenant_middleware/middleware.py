@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tenant_middleware.context import _current, _runtime
+from tenant_middleware.context import _current
 from tenant_middleware.errors import (
     DatabaseError,
     ProvisioningError,
@@ -70,8 +70,7 @@ class TenancyMiddleware:
         if state is None:
             scope["state"] = state = {}
         state["tenant"] = tenant
-        token = _current.set(tenant)
-        runtime_token = _runtime.set(self.tenancy)
+        token = _current.set((tenant, self.tenancy))
         response_started = False
 
         async def send_and_track(message: Message) -> None:
@@ -93,7 +92,6 @@ class TenancyMiddleware:
                 error = TenantUnavailable(retry_after=self.tenancy.config.retry_after)
             await self.on_error(scope, receive, send, error)
         finally:
-            _runtime.reset(runtime_token)
             _current.reset(token)
 
     def _is_excluded(self, scope: Scope) -> bool:

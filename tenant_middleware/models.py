@@ -6,7 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 KeyKind = Literal["id", "slug", "domain"]
 
@@ -21,9 +21,12 @@ class TenantStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
-class TenantKey:
-    """What an identification source found: a tenant id, a slug or a domain."""
+class TenantKey(NamedTuple):
+    """What an identification source found: a tenant id, a slug or a domain.
+
+    A named tuple, not a dataclass: it is hashed on every request, and a tuple's hash is
+    computed in C.
+    """
 
     kind: KeyKind
     value: str

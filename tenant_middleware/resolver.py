@@ -9,9 +9,9 @@ mismatch answer never tells a client whether the other tenant exists.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from tenant_middleware.cache import Miss
 from tenant_middleware.errors import (
     TenantArchived,
     TenantMismatch,
@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 CacheKey = tuple[str, TenantKey]
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(NamedTuple):
     """A request's tenant (None when optional and absent) and the scope the app should see."""
 
     tenant: TenantContext | None
@@ -61,29 +60,52 @@ class Resolver:
 
     async def resolve(self, scope: Scope) -> Resolution:
         """Identify the request's tenant; raise a request-facing `TenancyError` otherwise."""
-        found: list[tuple[TenantSource, TenantKey]] = []
+        # The common case (one source yields, the tenant is cached) allocates no list and
+        # awaits no coroutine besides the sources' own.
+        first_source: TenantSource | None = None
+        first_key: TenantKey | None = None
+        others: list[tuple[TenantSource, TenantKey]] | None = None
         for source in self._sources:
             key = await source.identify(scope)
-            if key is not None:
-                found.append((source, key))
-        if not found:
+            if key is None:
+                continue
+            if first_source is None:
+                first_source, first_key = source, key
+            elif others is None:
+                others = [(source, key)]
+            else:
+                others.append((source, key))
+        if first_source is None or first_key is None:
             if self._tenant_required:
                 raise TenantRequired("this endpoint needs a tenant")
             return Resolution(None, scope)
-        first_source, first_key = found[0]
-        tenant = await self._cache.get((first_source.name, first_key))
+        cache_key = (first_source.name, first_key)
+        cached = self._cache.peek(cache_key)
+        tenant = await self._cache.get(cache_key) if isinstance(cached, Miss) else cached
         if tenant is None:
             tenant = await self._provision_on_demand(first_source, first_key)
-        for source, key in found[1:]:
-            if not await self._agrees(tenant, source, key):
-                raise TenantMismatch("the request names more than one tenant")
-        self._check_status(tenant)
+        if others is not None:
+            for source, key in others:
+                if not await self._agrees(tenant, source, key):
+                    raise TenantMismatch("the request names more than one tenant")
+        if tenant.status is not TenantStatus.ACTIVE:
+            self._refuse_status(tenant)
         if self._rewriters:
-            for source, key in found:
-                rewriter = self._rewriters.get(id(source))
-                if rewriter is not None:
-                    scope = rewriter.rewrite(scope, key)
+            scope = self._rewrite(scope, first_source, first_key, others)
         return Resolution(tenant, scope)
+
+    def _rewrite(
+        self,
+        scope: Scope,
+        first_source: TenantSource,
+        first_key: TenantKey,
+        others: list[tuple[TenantSource, TenantKey]] | None,
+    ) -> Scope:
+        for source, key in [(first_source, first_key), *(others or ())]:
+            rewriter = self._rewriters.get(id(source))
+            if rewriter is not None:
+                scope = rewriter.rewrite(scope, key)
+        return scope
 
     async def _provision_on_demand(self, source: TenantSource, key: TenantKey) -> TenantContext:
         # Only identities a source has verified (a signed token) may create a tenant: a host
@@ -103,10 +125,8 @@ class Resolver:
         other = await self._cache.get((source.name, key))
         return other is not None and other.id == tenant.id
 
-    def _check_status(self, tenant: TenantContext) -> None:
+    def _refuse_status(self, tenant: TenantContext) -> None:
         status = tenant.status
-        if status is TenantStatus.ACTIVE:
-            return
         if status is TenantStatus.SUSPENDED:
             raise TenantSuspended("this tenant is suspended")
         if status is TenantStatus.ARCHIVED:

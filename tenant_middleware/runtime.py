@@ -9,7 +9,7 @@ import asyncio
 import builtins
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -204,18 +204,30 @@ class Tenancy:
             raise
         return connection
 
+    def connect(self, tenant: TenantContext | str) -> AbstractAsyncContextManager[PooledConnection]:
+        """Lease a pooled connection to a tenant's database (by context, id or slug).
+
+        Use it as `async with tenancy.connect(tenant) as db:`.
+        """
+        if isinstance(tenant, str) or not self._started:
+            return self._connect_slowly(tenant)
+        self._check_servable(tenant)
+        return self.pools.connection(tenant.id)
+
     @asynccontextmanager
-    async def connect(self, tenant: TenantContext | str) -> AsyncIterator[PooledConnection]:
-        """Lease a pooled connection to a tenant's database (by context, id or slug)."""
+    async def _connect_slowly(self, tenant: TenantContext | str) -> AsyncIterator[PooledConnection]:
+        await self.start()
         if isinstance(tenant, str):
             tenant = await self.get(tenant)
+        self._check_servable(tenant)
+        async with self.pools.connection(tenant.id) as connection:
+            yield connection
+
+    def _check_servable(self, tenant: TenantContext) -> None:
         if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
             raise TenantUnavailable(
                 "the tenant's database is not ready", retry_after=self.config.retry_after
             )
-        await self.start()
-        async with self.pools.connection(tenant.id) as connection:
-            yield connection
 
     # -- operator API: tenants ------------------------------------------------------------
     async def provision(
