@@ -109,11 +109,26 @@ async def add_peers(variants: Variants, stack: AsyncExitStack) -> None:
         variants[label] = (starlette_app([Middleware(FTMiddleware, manager=manager)]), headers)
 
 
+class PassThrough:
+    """A pure-ASGI middleware that only calls the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 @asynccontextmanager
 async def all_variants() -> AsyncIterator[Variants]:
     """bare, ours (one variant per source), then the peers; all torn down on exit."""
     async with AsyncExitStack() as stack:
         variants: Variants = {"bare": (starlette_app(), request_headers("subdomain", TENANT))}
+        # The floor: what any pure-ASGI middleware costs in Starlette's stack, doing nothing.
+        variants["no-op pure ASGI middleware"] = (
+            starlette_app([Middleware(PassThrough)]),
+            request_headers("subdomain", TENANT),
+        )
         for label, source in OURS.items():
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-tm-")))
             tenancy, app = await tenancy_app(folder, source, (TENANT,))

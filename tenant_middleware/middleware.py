@@ -60,12 +60,10 @@ class TenancyMiddleware:
         try:
             if not self.tenancy.started:
                 await self.tenancy.start()
-            resolution = await self._resolve(scope)
+            tenant, scope = await self._resolve(scope)
         except TenancyError as error:
             await self._refuse(scope, receive, send, error)
             return
-        scope = resolution.scope
-        tenant = resolution.tenant
         state = scope.get("state")
         if state is None:
             scope["state"] = state = {}

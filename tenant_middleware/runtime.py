@@ -121,7 +121,9 @@ class Tenancy:
         )
         self._provisioning: dict[str, asyncio.Future[TenantContext]] = {}
         self._hooks = Hooks()
-        self._started = False
+        # Whether start() has completed and aclose() has not run since; a plain attribute
+        # because the middleware reads it on every request.
+        self.started = False
         self._start_lock = asyncio.Lock()
 
     def on(self, kind: str, hook: Hook) -> None:
@@ -129,20 +131,15 @@ class Tenancy:
         self._hooks.subscribe(kind, hook)
 
     # -- lifecycle of the runtime ---------------------------------------------------------
-    @property
-    def started(self) -> bool:
-        """Whether `start()` has completed and `aclose()` has not run since."""
-        return self._started
-
     async def start(self) -> None:
         """Open the control plane (applying its migrations); idempotent and single-flight."""
-        if self._started:
+        if self.started:
             return
         async with self._start_lock:
-            if not self._started:
+            if not self.started:
                 await self.registry.start()
                 self.pools.start()
-                self._started = True
+                self.started = True
 
     async def aclose(self) -> None:
         """Close pools, sources and the control plane; idempotent."""
@@ -154,7 +151,7 @@ class Tenancy:
                     await close()
             await self.registry.close()
             self.cache.clear()
-            self._started = False
+            self.started = False
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -209,7 +206,7 @@ class Tenancy:
 
         Use it as `async with tenancy.connect(tenant) as db:`.
         """
-        if isinstance(tenant, str) or not self._started:
+        if isinstance(tenant, str) or not self.started:
             return self._connect_slowly(tenant)
         self._check_servable(tenant)
         return self.pools.connection(tenant.id)
@@ -472,5 +469,5 @@ class Tenancy:
     def stats(self) -> TenancyStats:
         """Return the runtime's counters."""
         return TenancyStats(
-            started=self._started, cache=self.cache.stats(), pools=self.pools.stats()
+            started=self.started, cache=self.cache.stats(), pools=self.pools.stats()
         )
