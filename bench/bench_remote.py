@@ -1,8 +1,9 @@
 """The remote backend's cost per query against a local sqld (started here, stopped at the end).
 
 - select: `SELECT v FROM kv WHERE id = ?` through `RemoteConnection.execute` (one Hrana
-  pipeline request: execute + close), vs the same JSON posted with a bare `httpx.AsyncClient`
-  (the floor httpx and sqld set), vs a local `SQLiteConnection` for scale;
+  pipeline request: execute + close), vs the same request through a bare `httpx.AsyncClient`,
+  a bare httpx transport (no client layer), a hand-written HTTP/1.1 exchange on an asyncio
+  socket (the floor sqld sets), and a local `SQLiteConnection` for scale;
 - transaction: a read-modify-write transaction (`BEGIN IMMEDIATE` riding with the SELECT, the
   UPDATE, `COMMIT` + close: three requests);
 - batch: a three-statement atomic batch (one request).
@@ -46,7 +47,7 @@ async def timed(call: Call, n: int) -> list[float]:
 def describe(name: str, samples: list[float]) -> str:
     ms = sorted(s * 1000 for s in samples)
     p90 = ms[int(len(ms) * 0.9)]
-    return f"{name:<34} median {statistics.median(ms):7.3f} ms   p90 {p90:7.3f} ms   n={len(ms)}"
+    return f"{name:<38} median {statistics.median(ms):7.3f} ms   p90 {p90:7.3f} ms   n={len(ms)}"
 
 
 async def main(n: int) -> None:
@@ -96,6 +97,40 @@ async def main(n: int) -> None:
                     )
                     return response.json()
 
+                transport = httpx.AsyncHTTPTransport()
+                timeouts = {"connect": 10.0, "read": 10.0, "write": 10.0, "pool": 10.0}
+
+                async def transport_select() -> object:
+                    request = httpx.Request(
+                        "POST",
+                        f"{sqld.base_url}/v3/pipeline",
+                        content=body,
+                        headers=headers,
+                        extensions={"timeout": timeouts},
+                    )
+                    response = await transport.handle_async_request(request)
+                    try:
+                        return await response.aread()
+                    finally:
+                        await response.aclose()
+
+                reader, writer = await asyncio.open_connection("127.0.0.1", sqld.http_port)
+                head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+                raw_request = (
+                    f"POST /v3/pipeline HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+                ).encode() + body
+
+                async def socket_select() -> object:
+                    writer.write(raw_request)
+                    await writer.drain()
+                    head_bytes = await reader.readuntil(b"\r\n\r\n")
+                    length = next(
+                        int(line.split(b":")[1])
+                        for line in head_bytes.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    )
+                    return await reader.readexactly(length)
+
                 async def select() -> object:
                     return await conn.execute("SELECT v FROM kv WHERE id = ?", (7,))
 
@@ -120,7 +155,9 @@ async def main(n: int) -> None:
 
                 variants: dict[str, Call] = {
                     "RemoteConnection.execute SELECT": select,
-                    "bare httpx pipeline SELECT": raw_select,
+                    "bare httpx.AsyncClient SELECT": raw_select,
+                    "bare httpx transport SELECT": transport_select,
+                    "raw asyncio socket SELECT (floor)": socket_select,
                     "local SQLiteConnection SELECT": local_select,
                     "RemoteConnection write transaction": transaction,
                     "RemoteConnection.batch (3 statements)": batch,
@@ -132,6 +169,8 @@ async def main(n: int) -> None:
                 for _ in range(rounds):
                     for name, call in variants.items():
                         samples[name] += await timed(call, n // rounds)
+                writer.close()
+                await transport.aclose()
             await local.close()
             await conn.close()
     for name, values in samples.items():

@@ -9,8 +9,13 @@ from tenant_middleware.context import (
 )
 from tenant_middleware.errors import (
     ConfigError,
+    CredentialError,
+    DatabaseAuthError,
+    DatabaseBlocked,
     DatabaseBusy,
     DatabaseError,
+    DatabaseNotFound,
+    DatabaseTransactionAborted,
     DuplicateTenant,
     InvalidCredentials,
     InvalidIdentifier,
@@ -42,9 +47,14 @@ from tenant_middleware.sources import (
 
 __all__ = [
     "ConfigError",
+    "CredentialError",
     "CustomDomainSource",
+    "DatabaseAuthError",
+    "DatabaseBlocked",
     "DatabaseBusy",
     "DatabaseError",
+    "DatabaseNotFound",
+    "DatabaseTransactionAborted",
     "DuplicateTenant",
     "HeaderSource",
     "InvalidCredentials",

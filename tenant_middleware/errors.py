@@ -13,10 +13,15 @@ TenancyError
 ├── ProvisioningError                     creating or migrating a tenant's database failed
 ├── PlatformError                         a remote control API (sqld admin, Turso) failed
 ├── DatabaseError                         a tenant or control-plane database call failed
-│   └── DatabaseBusy                      the database stayed locked past the busy timeout
+│   ├── DatabaseBusy                      the database stayed locked past the busy timeout
+│   ├── DatabaseAuthError                 the database server refused the token (401, 403)
+│   ├── DatabaseBlocked                   the database server blocks reads or writes
+│   ├── DatabaseNotFound   (LookupError)  the database server has no such database
+│   └── DatabaseTransactionAborted        the server ended a transaction before its commit
 ├── RegistryError                         the control plane rejected or failed an operation
 │   └── DuplicateTenant    (ValueError)   slug or domain already taken
 ├── InvalidIdentifier      (ValueError)   a slug, domain or id given by an operator is malformed
+├── CredentialError                       a stored credential would not decrypt (key, tamper, row)
 └── NoTenantContext        (LookupError)  code asked for the tenant outside a tenant scope
 ```
 
@@ -146,3 +151,42 @@ class NoTenantContext(TenancyError, LookupError):
         ),
     ) -> None:
         super().__init__(message)
+
+
+class CredentialError(TenancyError):
+    """A stored credential did not decrypt: unknown key id, tampered, wrong key or wrong row.
+
+    `key_id` names the key the envelope asked for, when it could be read; never the key itself.
+    """
+
+    def __init__(self, message: str, *, key_id: str | None = None) -> None:
+        self.key_id = key_id
+        super().__init__(message)
+
+
+class DatabaseAuthError(DatabaseError):
+    """A remote database refused the credentials (401) or the operation they allow (403).
+
+    A missing, invalid or expired token answers 401; a read-only token that writes, 403.
+    `status` is that HTTP status; the message never carries the token.
+    """
+
+    def __init__(self, message: str, *, status: int) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class DatabaseBlocked(DatabaseError):
+    """A remote database blocks the operation: its reads or writes are blocked (suspended)."""
+
+
+class DatabaseNotFound(DatabaseError, LookupError):
+    """A remote database does not exist: no such namespace on sqld, no such Turso database."""
+
+
+class DatabaseTransactionAborted(DatabaseError):
+    """The server ended a transaction before it committed: nothing of it was kept.
+
+    A remote stream expires after a few idle seconds, and sqld rolls back a transaction that
+    holds the write lock too long while others wait; run the transaction again.
+    """

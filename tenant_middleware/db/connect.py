@@ -6,10 +6,12 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+from tenant_middleware.db.hrana import RemoteConnection
 from tenant_middleware.db.sqlite import SQLiteConnection
 from tenant_middleware.errors import ConfigError
 
 if TYPE_CHECKING:
+    from tenant_middleware.db.hrana import HranaClient, TokenProvider
     from tenant_middleware.db.protocol import Connection
 
 _SETTING = "control_plane_url"
@@ -18,9 +20,39 @@ _REMOTE = frozenset({"libsql", "http", "https", "ws", "wss"})
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 
 
-async def connect(url: str, *, busy_timeout: float) -> Connection:
-    """Open the database at `url`: `file:` URLs, plain paths and `:memory:` are local files."""
+async def connect(
+    url: str,
+    *,
+    busy_timeout: float,
+    token: str | TokenProvider | None = None,
+    client: HranaClient | None = None,
+    connect_to: str | None = None,
+) -> Connection:
+    """Open the database at `url`.
+
+    `file:` URLs, plain paths and `:memory:` are local files. `libsql://` (HTTPS unless
+    `?tls=0`), `https://`, `http://`, `wss://` and `ws://` are remote libSQL servers, reached
+    over Hrana HTTP (WebSocket URLs too: the same servers answer HTTP) with `token` (or the
+    URL's `authToken`), through `client` if given; see `RemoteConnection`.
+    """
+    if is_remote(url):
+        return await RemoteConnection.open(
+            url,
+            token=token,
+            busy_timeout=busy_timeout,
+            client=client,
+            connect_to=connect_to,
+            setting=_SETTING,
+        )
+    if token is not None or client is not None or connect_to is not None:
+        raise ConfigError(_SETTING, "token, client and connect_to are for remote databases only")
     return await SQLiteConnection.open(local_path(url), busy_timeout=busy_timeout)
+
+
+def is_remote(url: str) -> bool:
+    """Whether `url` names a remote libSQL database (by its scheme)."""
+    match = _SCHEME.match(url.strip())
+    return match is not None and match.group(1).lower() in _REMOTE
 
 
 def local_path(url: str) -> str:
@@ -36,8 +68,7 @@ def local_path(url: str) -> str:
     if scheme in _REMOTE:
         raise ConfigError(
             _SETTING,
-            f"{scheme}:// databases need the remote libSQL backend, which is not supported "
-            "yet; use a local file (file:path/to/control-plane.db)",
+            f"{scheme}:// names a remote database, not a local file; open it with connect()",
         )
     if scheme != "file":
         raise ConfigError(_SETTING, f"unsupported URL scheme {scheme!r}; use file:<path>")

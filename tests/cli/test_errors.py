@@ -46,7 +46,7 @@ def test_unreachable_control_planes_and_bad_settings_are_named(cli: CLI, tmp_pat
         [
             {"TENANCY_CONTROL_PLANE_URL": "file:/proc/nonexistent/x.db"},
             {"TENANCY_CONTROL_PLANE_URL": str(tmp_path)},
-            {"TENANCY_CONTROL_PLANE_URL": "libsql://db.example.com"},
+            {"TENANCY_CONTROL_PLANE_URL": "http://127.0.0.1:9"},
             {"TENANCY_CACHE_TTL": "soon"},
         ],
         "list",
@@ -59,7 +59,12 @@ def test_unreachable_control_planes_and_bad_settings_are_named(cli: CLI, tmp_pat
         "TENANCY_CONTROL_PLANE_URL",
     )
     assert_user_error(directory, 1, f"{tmp_path} is a directory, not a database file")
-    assert_user_error(remote, 1, "TENANCY_CONTROL_PLANE_URL", "not supported yet")
+    assert_user_error(
+        remote,
+        1,
+        "cannot open the control plane http://127.0.0.1:9",
+        "TENANCY_CONTROL_PLANE_URL",
+    )
     assert_user_error(ttl, 1, "invalid configuration: TENANCY_CACHE_TTL: cannot parse 'soon'")
 
 

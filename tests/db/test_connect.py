@@ -6,6 +6,7 @@ import pytest
 
 from tenant_middleware.db import SQLiteConnection, connect
 from tenant_middleware.db.connect import local_path
+from tenant_middleware.db.hrana import RemoteConnection
 from tenant_middleware.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ def test_local_path(url: str, expected: str) -> None:
         "wss://db.example.com",
     ],
 )
-def test_remote_urls_are_not_supported_yet(url: str) -> None:
-    with pytest.raises(ConfigError, match="not supported yet") as info:
+def test_remote_urls_are_not_local_paths(url: str) -> None:
+    with pytest.raises(ConfigError, match="remote database") as info:
         local_path(url)
     assert info.value.setting == "control_plane_url"
 
@@ -79,6 +80,26 @@ async def test_connect_opens_absolute_file_urls(tmp_path: Path) -> None:
     assert target.exists()
 
 
-async def test_connect_refuses_remote_urls_before_any_io() -> None:
-    with pytest.raises(ConfigError, match="remote"):
-        await connect("libsql://db-org.turso.io", busy_timeout=1.0)
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("libsql://db-org.turso.io", "https://db-org.turso.io"),
+        ("libsql://127.0.0.1:8080?tls=0", "http://127.0.0.1:8080"),
+        ("wss://db.example.com/", "https://db.example.com"),
+        ("ws://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("HTTP://Tenant.Example.com:8080", "http://tenant.example.com:8080"),
+    ],
+)
+async def test_connect_opens_remote_urls_without_io(url: str, expected: str) -> None:
+    conn = await connect(url, busy_timeout=1.0, token="secret-token")
+    try:
+        assert isinstance(conn, RemoteConnection)
+        assert conn.url == expected
+        assert "secret-token" not in repr(conn)
+    finally:
+        await conn.close()
+
+
+async def test_remote_options_are_refused_for_local_files() -> None:
+    with pytest.raises(ConfigError, match="remote databases only"):
+        await connect(":memory:", busy_timeout=1.0, token="t")

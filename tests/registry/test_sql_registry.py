@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tenant_middleware.db import SQLiteConnection
-from tenant_middleware.errors import ConfigError, DuplicateTenant, RegistryError
+from tenant_middleware.errors import DatabaseError, DuplicateTenant, RegistryError
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.registry import SQLRegistry
 from tenant_middleware.validation import new_tenant_id
@@ -71,9 +71,10 @@ async def test_memory_url_shares_one_database(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
-async def test_remote_url_fails_at_start_with_a_config_error() -> None:
-    registry = SQLRegistry("libsql://cp-org.turso.io")
-    with pytest.raises(ConfigError, match="control_plane_url"):
+async def test_an_unreachable_remote_url_fails_at_start() -> None:
+    # Port 9 (discard) on the loopback: nothing listens, nothing leaves the machine.
+    registry = SQLRegistry("libsql://127.0.0.1:9?tls=0")
+    with pytest.raises(DatabaseError, match=r"http://127\.0\.0\.1:9: ConnectError"):
         await registry.start()
 
 

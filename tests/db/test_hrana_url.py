@@ -1,0 +1,94 @@
+"""Remote database URLs, `connect_to` routing and the retry policy: no server needed."""
+
+from __future__ import annotations
+
+import pytest
+
+from tenant_middleware.db._hrana_url import parse
+from tenant_middleware.db.hrana import RetryPolicy
+from tenant_middleware.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("libsql://db-org.turso.io", "https://db-org.turso.io"),
+        ("libsql://db-org.turso.io?tls=1", "https://db-org.turso.io"),
+        ("libsql://127.0.0.1:8080?tls=0", "http://127.0.0.1:8080"),
+        ("wss://db.example.com:443/", "https://db.example.com:443"),
+        ("ws://db.example.com", "http://db.example.com"),
+        ("https://db.example.com/proxy/db/", "https://db.example.com/proxy/db"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_urls_normalise_to_http(url: str, expected: str) -> None:
+    endpoint, token = parse(url)
+    assert endpoint.url == expected
+    assert endpoint.pipeline_url == expected + "/v3/pipeline"
+    assert (endpoint.host_header, endpoint.sni_hostname, token) == (None, None, None)
+
+
+def test_the_auth_token_parameter_is_taken_out_of_the_url() -> None:
+    endpoint, token = parse("libsql://db-org.turso.io?authToken=abc.def.ghi")
+    assert token == "abc.def.ghi"
+    assert "abc" not in repr(endpoint)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres://db", "unsupported scheme"),
+        ("http://", "names no host"),
+        ("https://user:secret@db.example.com", "not inside the database URL"),
+        ("https://db.example.com#frag", "no fragment"),
+        ("https://db.example.com?tls=0", "contradicts"),
+        ("http://db.example.com?tls=1", "contradicts"),
+        ("libsql://db.example.com?tls=yes", "unsupported database URL parameter 'tls'"),
+        ("libsql://db.example.com?mode=ro", "unsupported database URL parameter 'mode'"),
+        ("http://db.example.com:99999", "malformed"),
+    ],
+)
+def test_unusable_urls_are_config_errors(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        parse(url, setting="control_plane_url")
+    assert info.value.setting == "control_plane_url"
+    assert "secret" not in str(info.value)
+
+
+def test_connect_to_keeps_the_host_for_the_host_header_and_sni() -> None:
+    endpoint, _ = parse("https://tenant-a.db.internal", connect_to="10.0.0.7:8443")
+    assert endpoint.url == "https://tenant-a.db.internal"
+    assert endpoint.pipeline_url == "https://10.0.0.7:8443/v3/pipeline"
+    assert (endpoint.host_header, endpoint.sni_hostname) == (
+        "tenant-a.db.internal",
+        "tenant-a.db.internal",
+    )
+    plain, _ = parse("http://tenant-a.sqld.test:8080", connect_to="127.0.0.1")
+    assert plain.pipeline_url == "http://127.0.0.1:8080/v3/pipeline"
+    assert (plain.host_header, plain.sni_hostname) == ("tenant-a.sqld.test:8080", None)
+    v6, _ = parse("http://ns.x:80", connect_to="[::1]:9000")
+    assert v6.pipeline_url == "http://[::1]:9000/v3/pipeline"
+
+
+@pytest.mark.parametrize("connect_to", ["", "127.0.0.1:http", "127.0.0.1/path", "user@host"])
+def test_unusable_connect_to_is_a_config_error(connect_to: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse("http://ns.example.com", connect_to=connect_to)
+    assert info.value.setting == "connect_to"
+
+
+def test_retry_delays_grow_with_jitter_up_to_the_bound() -> None:
+    policy = RetryPolicy(base_delay=0.1, max_delay=0.4)
+    for attempt, bound in [(0, 0.1), (1, 0.2), (2, 0.4), (3, 0.4), (5000, 0.4)]:
+        delays = [policy.delay(attempt) for _ in range(50)]
+        assert all(bound / 2 <= d <= bound for d in delays)
+        assert len(set(delays)) > 1
+    assert policy.delay(0, retry_after=0.3) >= 0.3
+
+
+@pytest.mark.parametrize(
+    "options", [{"attempts": 0}, {"base_delay": -1.0}, {"base_delay": 2.0, "max_delay": 1.0}]
+)
+def test_retry_policies_are_validated(options: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must"):
+        RetryPolicy(**options)  # type: ignore[arg-type]
