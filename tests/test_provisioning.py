@@ -40,7 +40,7 @@ from tenant_middleware.provisioning import LocalProvisioner
 from tenant_middleware.registry import MemoryRegistry, TenantEvent
 from tenant_middleware.schema.ledger import LEDGER_TABLE, upgrade
 from tenant_middleware.schema.package import Migration, SchemaPackage
-from tenant_middleware.sources.base import header_value
+from tenant_middleware.sources._hosts import raw_header
 from tests.conftest import JWT_SECRET, client_for
 
 TENANT_ID = "3d6f4a2b-8c1e-4f5a-9b7d-2e4c6a8f0b1d"
@@ -466,8 +466,8 @@ class SignedHeaderSource:
     verified = True
 
     async def identify(self, scope: Scope) -> TenantKey | None:
-        value = header_value(scope, b"x-signed-tenant")
-        return None if value is None else TenantKey("slug", value)
+        value = raw_header(scope, b"x-signed-tenant")
+        return None if value is None else TenantKey("slug", value.decode("latin-1"))
 
 
 async def test_concurrent_first_requests_of_a_verified_identity_provision_once(

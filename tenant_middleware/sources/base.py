@@ -36,11 +36,3 @@ class ScopeRewriter(Protocol):
     def rewrite(self, scope: Scope, key: TenantKey) -> Scope:
         """Return the scope the app should see."""
         ...
-
-
-def header_value(scope: Scope, name: bytes) -> str | None:
-    """Return the first value of a header (`name` lower-case), decoded as latin-1."""
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
