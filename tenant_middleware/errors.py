@@ -12,6 +12,14 @@ TenancyError
 ├── InvalidCredentials                    a token was presented and failed verification
 ├── ProvisioningError                     creating or migrating a tenant's database failed
 ├── PlatformError                         a remote control API (sqld admin, Turso) failed
+│   ├── PlatformBadRequest (ValueError)   the API refused the request as malformed (400)
+│   ├── PlatformUnauthorized              the API token is missing, invalid or expired (401)
+│   ├── PlatformForbidden                 the API token may not do this (403)
+│   ├── PlatformNotFound   (LookupError)  no such database, group or organization (404)
+│   ├── PlatformConflict                  the name is taken, and not by what was asked (409)
+│   ├── PlatformRateLimited               still rate limited (429) after the retries
+│   ├── PlatformUnavailable               still failing (5xx) after the retries
+│   └── PlatformTimeout    (TimeoutError) no answer within the timeout, after the retries
 ├── DatabaseError                         a tenant or control-plane database call failed
 │   ├── DatabaseBusy                      the database stayed locked past the busy timeout
 │   ├── DatabaseAuthError                 the database server refused the token (401, 403)
@@ -190,3 +198,48 @@ class DatabaseTransactionAborted(DatabaseError):
     A remote stream expires after a few idle seconds, and sqld rolls back a transaction that
     holds the write lock too long while others wait; run the transaction again.
     """
+
+
+class PlatformBadRequest(PlatformError, ValueError):
+    """The platform API refused the request as malformed (400): a bad name, group or option."""
+
+
+class PlatformUnauthorized(PlatformError):
+    """The platform API refused the API token (401): missing, invalid, expired or revoked."""
+
+
+class PlatformForbidden(PlatformError):
+    """The platform API token is valid but may not do this (403)."""
+
+
+class PlatformNotFound(PlatformError, LookupError):
+    """The platform API has no such database, group or organization (404)."""
+
+
+class PlatformConflict(PlatformError):
+    """The platform API refused to create something whose name is taken (409).
+
+    Creating a database adopts an existing one of the same name in the same group; this is
+    raised when the name belongs to another group.
+    """
+
+
+class PlatformRateLimited(PlatformError):
+    """The platform API still answered 429 after every retry.
+
+    `retry_after` is the last `Retry-After` it sent, in seconds, when it sent one.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = 429, retry_after: float | None = None
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status=status)
+
+
+class PlatformUnavailable(PlatformError):
+    """The platform API still failed (5xx) or was unreachable after every retry."""
+
+
+class PlatformTimeout(PlatformError, TimeoutError):
+    """The platform API did not answer within the timeout, on every attempt."""

@@ -1,0 +1,245 @@
+"""Every endpoint the Turso client uses, against the emulator on a real sqld."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import parse_qs
+
+import httpx
+import jwt
+import pytest
+
+from tenant_middleware.errors import (
+    ConfigError,
+    InvalidIdentifier,
+    PlatformConflict,
+    PlatformNotFound,
+)
+from tenant_middleware.platform import TursoClient
+from tests.turso.conftest import API_TOKEN
+from tests.turso_emulator import TursoEmulator
+
+
+async def test_ensure_group_creates_it_once(turso: TursoClient, emulator: TursoEmulator) -> None:
+    first = await turso.ensure_group("tenants", location="aws-eu-west-1")
+    again = await turso.ensure_group("tenants", location="aws-eu-west-1")
+    assert first == again
+    assert first.name == "tenants"
+    assert first.primary == "aws-eu-west-1"
+    posts = [r for r in emulator.requests if r[0] == "POST"]
+    assert posts == [("POST", "/v1/organizations/acme/groups", "")]
+
+
+async def test_ensure_group_adopts_a_group_created_concurrently(
+    turso: TursoClient, emulator: TursoEmulator
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    emulator.fail(404, match="GET /v1/organizations/acme/groups/tenants")  # not there yet...
+    group = await turso.ensure_group("tenants", location="aws-eu-west-1")  # ...409 on create
+    assert group.name == "tenants"
+
+
+async def test_create_database_takes_the_hostname_from_the_api(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    created = await turso.create_database(db_name, group="tenants")
+    assert created.hostname == f"{db_name}.turso.test"
+    assert not created.adopted
+    fetched = await turso.get_database(db_name)
+    assert (fetched.name, fetched.db_id, fetched.hostname) == (
+        db_name,
+        created.db_id,
+        created.hostname,
+    )
+    assert fetched.group == "tenants"
+    assert fetched.block_writes is False
+
+
+async def test_create_database_in_a_missing_group_is_a_bad_request(
+    turso: TursoClient, db_name: str
+) -> None:
+    from tenant_middleware.errors import PlatformBadRequest
+
+    with pytest.raises(PlatformBadRequest, match="group not found") as caught:
+        await turso.create_database(db_name, group="nowhere")
+    assert caught.value.status == 400
+
+
+async def test_create_adopts_the_same_database_in_the_same_group(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    created = await turso.create_database(db_name, group="tenants")
+    again = await turso.create_database(db_name, group="tenants")
+    assert again.adopted
+    assert (again.db_id, again.hostname) == (created.db_id, created.hostname)
+    assert list(emulator.databases) == [db_name]
+
+
+async def test_create_refuses_a_name_taken_in_another_group(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    await turso.ensure_group("other", location="aws-us-east-1")
+    await turso.create_database(db_name, group="other")
+    with pytest.raises(PlatformConflict) as caught:
+        await turso.create_database(db_name, group="tenants")
+    assert caught.value.status == 409
+    assert emulator.databases[db_name].group == "other"
+
+
+async def test_a_namespace_taken_on_sqld_is_a_conflict(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    emulator.sqld.create_namespace(db_name)  # not a Turso database: never adopted
+    try:
+        with pytest.raises(PlatformConflict):  # and the 409's get finds no Turso database
+            await turso.create_database(db_name, group="tenants")
+        assert db_name not in emulator.databases
+    finally:
+        emulator.sqld.delete_namespace(db_name)
+
+
+async def test_list_databases_filters_by_group(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    await turso.ensure_group("other", location="aws-us-east-1")
+    await turso.create_database(db_name, group="tenants")
+    await turso.create_database(f"{db_name}-x", group="other")
+    assert {d.name for d in await turso.list_databases()} == {db_name, f"{db_name}-x"}
+    assert [d.name for d in await turso.list_databases(group="tenants")] == [db_name]
+    assert await turso.list_databases(parent="some-parent-id") == []
+    assert ("GET", "/v1/organizations/acme/databases", "group=tenants") in emulator.requests
+
+
+async def test_delete_database_removes_the_namespace(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    await turso.create_database(db_name, group="tenants")
+    await turso.delete_database(db_name)
+    with pytest.raises(PlatformNotFound) as caught:
+        await turso.get_database(db_name)
+    assert caught.value.status == 404
+    with pytest.raises(PlatformNotFound):
+        await turso.delete_database(db_name)
+    with pytest.raises(RuntimeError, match="404"):  # sqld no longer has the namespace
+        emulator.sqld.delete_namespace(db_name)
+
+
+async def test_configuration_is_read_and_patched_field_by_field(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    await turso.create_database(db_name, group="tenants", size_limit="256mb")
+    config = await turso.get_configuration(db_name)
+    assert (config.block_reads, config.block_writes, config.delete_protection) == (
+        False,
+        False,
+        False,
+    )
+    assert config.size_limit == "256mb"
+    updated = await turso.update_configuration(db_name, delete_protection=True)
+    assert updated.delete_protection is True
+    assert updated.block_writes is False
+    updated = await turso.update_configuration(db_name, block_writes=True, size_limit="1gb")
+    assert (updated.block_writes, updated.delete_protection, updated.size_limit) == (
+        True,
+        True,
+        "1gb",
+    )
+    assert (await turso.get_database(db_name)).block_writes is True
+
+
+async def test_token_options_are_query_parameters(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    await turso.create_database(db_name, group="tenants")
+    token = await turso.create_token(db_name, expiration="1w2d", authorization="read-only")
+    method, path, query = emulator.requests[-1]
+    assert (method, path) == ("POST", f"/v1/organizations/acme/databases/{db_name}/auth/tokens")
+    assert parse_qs(query) == {"expiration": ["1w2d"], "authorization": ["read-only"]}
+    claims = jwt.decode(token.jwt, options={"verify_signature": False})
+    assert claims["a"] == "ro"
+    assert claims["exp"] - claims["iat"] == 9 * 86400
+    assert token.jwt not in repr(token)
+    forever = await turso.create_token(db_name)
+    claims = jwt.decode(forever.jwt, options={"verify_signature": False})
+    assert "exp" not in claims
+    assert "a" not in claims
+
+
+async def test_token_options_are_checked_before_sending(
+    turso: TursoClient, emulator: TursoEmulator
+) -> None:
+    with pytest.raises(ValueError, match="expiration"):
+        await turso.create_token("db", expiration="soon")
+    with pytest.raises(ValueError, match="authorization"):
+        await turso.create_token("db", authorization="admin")  # type: ignore[arg-type]
+    with pytest.raises(InvalidIdentifier):
+        await turso.get_database("../groups/x")
+    assert emulator.requests == []
+
+
+async def test_token_for_a_missing_database_is_not_found(turso: TursoClient) -> None:
+    with pytest.raises(PlatformNotFound, match="could not find database"):
+        await turso.create_token("missing-db")
+    with pytest.raises(PlatformNotFound):
+        await turso.rotate_tokens("missing-db")
+
+
+async def test_usage_sends_the_period(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    created = await turso.create_database(db_name, group="tenants")
+    usage = await turso.get_usage(
+        db_name,
+        start=datetime(2026, 11, 1, tzinfo=UTC),
+        end=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    assert usage.db_id == created.db_id
+    assert usage.total.storage_bytes == 4096
+    assert usage.instances[0][0] == created.db_id
+    assert parse_qs(emulator.requests[-1][2]) == {
+        "from": ["2026-11-01T00:00:00Z"],
+        "to": ["2026-12-01T00:00:00Z"],
+    }
+    with pytest.raises(ValueError, match="timezone"):
+        await turso.get_usage(db_name, start=datetime(2026, 11, 1))
+
+
+def test_construction_validates_the_settings() -> None:
+    with pytest.raises(ConfigError, match="turso_api_token"):
+        TursoClient(organization="acme", api_token="")
+    with pytest.raises(ConfigError, match="turso_organization"):
+        TursoClient(organization="Acme Inc", api_token=API_TOKEN)
+    with pytest.raises(ConfigError, match="turso_base_url"):
+        TursoClient(organization="acme", api_token=API_TOKEN, base_url="ftp://x")
+    client = TursoClient(organization="acme", api_token=API_TOKEN)
+    assert API_TOKEN not in repr(client)
+    assert API_TOKEN not in repr(vars(client))
+
+
+async def test_the_emulator_rejects_requests_off_the_spec(emulator: TursoEmulator) -> None:
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    transport = httpx.ASGITransport(app=emulator.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.turso.test") as http:
+        databases = "/v1/organizations/acme/databases"
+        bad = [
+            await http.post(databases, json={"name": "x"}, headers=headers),  # no group
+            await http.post(databases, json={"name": 1, "group": "g"}, headers=headers),
+            await http.get(databases, params={"colour": "red"}, headers=headers),
+            await http.post(
+                f"{databases}/x/auth/tokens", params={"authorization": "admin"}, headers=headers
+            ),
+            await http.get(f"{databases}/x/usage", params={"from": "yesterday"}, headers=headers),
+        ]
+    assert [r.status_code for r in bad] == [400] * 5
+    assert all(isinstance(r.json()["error"], str) for r in bad)
+    assert len(emulator.rejected) == 5
+    emulator.rejected.clear()
