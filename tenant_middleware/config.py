@@ -68,7 +68,11 @@ class TenancyConfig:
     control_plane_url: str | None = None
     busy_timeout: float = 5.0
     # -- tenant databases -------------------------------------------------------------
-    provisioner: Literal["local"] = "local"
+    provisioner: Literal["local", "sqld"] = "local"
+    sqld_url: str | None = None
+    sqld_admin_url: str | None = None
+    sqld_signing_key: str | None = field(default=None, repr=False)
+    sqld_connect_to: str | None = None
     auto_provision: bool = False
     pool_max_pools: int = 256
     pool_max_connections_per_tenant: int = 4
@@ -84,6 +88,7 @@ class TenancyConfig:
         self._check_domains()
         self._check_numbers()
         self._check_jwt()
+        self._check_sqld()
         for cidr in self.trusted_proxies:
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -175,7 +180,7 @@ class TenancyConfig:
             raise ConfigError(
                 "auto_provision", "needs the jwt source: only verified identities create tenants"
             )
-        if self.provisioner not in ("local",):
+        if self.provisioner not in ("local", "sqld"):
             raise ConfigError("provisioner", f"unknown provisioner {self.provisioner!r}")
         if self.retry_after < 1:
             raise ConfigError("retry_after", "must be at least 1 second")
@@ -202,6 +207,24 @@ class TenancyConfig:
             raise ConfigError("jwt_algorithms", "HS* algorithms need jwt_secret, not a public key")
         if self.jwt_secret and len(self.jwt_secret.encode()) < 32:
             raise ConfigError("jwt_secret", "must be at least 32 bytes")
+
+    def _check_sqld(self) -> None:
+        if self.provisioner != "sqld":
+            return
+        for name in ("sqld_url", "sqld_admin_url", "sqld_signing_key"):
+            if not getattr(self, name):
+                raise ConfigError(name, "the sqld provisioner needs it")
+        # Imported here: the provisioners import the database backends, which import errors.
+        from tenant_middleware.naming import split_base_url
+        from tenant_middleware.provisioning.sqld import load_signing_key
+
+        split_base_url(str(self.sqld_url), setting="sqld_url")
+        split_base_url(str(self.sqld_admin_url), setting="sqld_admin_url")
+        load_signing_key(str(self.sqld_signing_key), setting="sqld_signing_key")
+        if self.sqld_connect_to is not None and (
+            not self.sqld_connect_to.strip() or "/" in self.sqld_connect_to
+        ):
+            raise ConfigError("sqld_connect_to", "expected host:port, such as 127.0.0.1:8080")
 
     # -- environment ------------------------------------------------------------------
     @classmethod

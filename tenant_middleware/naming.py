@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from tenant_middleware.errors import InvalidIdentifier
+from tenant_middleware.errors import ConfigError, InvalidIdentifier
 from tenant_middleware.validation import normalize_tenant_id
 
 TENANTS_DIRECTORY = "tenants"
+_REMOTE_SCHEMES = frozenset({"http", "https", "libsql", "ws", "wss"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +45,38 @@ def local_location(data_dir: Path, tenant_id: str) -> DatabaseLocation:
     name = database_name(tenant_id)
     path = Path(data_dir) / TENANTS_DIRECTORY / f"{name}.db"
     return DatabaseLocation(tenant_id=tenant_id, name=name, url=f"file:{path}", path=path)
+
+
+def remote_location(base_url: str, tenant_id: str) -> DatabaseLocation:
+    """Return the location of a tenant's namespace on a sqld server at `base_url`.
+
+    sqld picks the namespace from the first label of the `Host` header, so the tenant's URL is
+    the base URL with the database name put in front of its host:
+    `http://db.internal:8080` -> `http://t-<hex>.db.internal:8080`.
+    """
+    scheme, host, port = split_base_url(base_url)
+    name = database_name(tenant_id)
+    authority = f"{name}.{host}" if port is None else f"{name}.{host}:{port}"
+    return DatabaseLocation(tenant_id=tenant_id, name=name, url=f"{scheme}://{authority}")
+
+
+def split_base_url(base_url: str, *, setting: str = "sqld_url") -> tuple[str, str, int | None]:
+    """Split a server's base URL into scheme, host and port; `ConfigError` naming `setting`."""
+    try:
+        parts = urlsplit(base_url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(setting, f"malformed URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _REMOTE_SCHEMES:
+        raise ConfigError(setting, f"unsupported scheme {scheme!r}; use http:// or https://")
+    host = parts.hostname
+    if not host:
+        raise ConfigError(setting, "the URL names no host")
+    if ":" in host:
+        raise ConfigError(setting, "an IPv6 address cannot carry a namespace label; use a name")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(setting, "the URL must not carry credentials")
+    if parts.path.strip("/") or parts.query or parts.fragment:
+        raise ConfigError(setting, "the URL takes no path, query string or fragment")
+    return scheme, host, port

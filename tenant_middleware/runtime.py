@@ -26,7 +26,7 @@ from tenant_middleware.hooks import Hook, Hooks, LifecycleEvent
 from tenant_middleware.lifecycle import check_transition
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
-from tenant_middleware.provisioning import LocalProvisioner, Provisioner
+from tenant_middleware.provisioning import LocalProvisioner, Provisioner, SqldProvisioner
 from tenant_middleware.provisioning.workflow import ProvisioningWorkflow
 from tenant_middleware.registry import Registry, SQLRegistry, TenantEvent
 from tenant_middleware.resolver import CacheKey, Resolver
@@ -69,6 +69,20 @@ class TenancyStats:
     pools: PoolStats
 
 
+def build_provisioner(config: TenancyConfig) -> Provisioner:
+    """The provisioner the config names (`local` files or `sqld` namespaces)."""
+    if config.provisioner == "sqld":
+        # Validated by the config: the sqld provisioner has its URL, admin URL and key.
+        return SqldProvisioner(
+            url=str(config.sqld_url),
+            admin_url=str(config.sqld_admin_url),
+            signing_key_pem=str(config.sqld_signing_key),
+            connect_to=config.sqld_connect_to,
+            busy_timeout=config.busy_timeout,
+        )
+    return LocalProvisioner(config.data_dir, busy_timeout=config.busy_timeout)
+
+
 class Tenancy:
     """The multi-tenancy runtime. Use `async with Tenancy(config)` or `start()`/`aclose()`."""
 
@@ -88,9 +102,7 @@ class Tenancy:
             config.control_plane_location, busy_timeout=config.busy_timeout
         )
         self.sources = tuple(sources) if sources is not None else build_sources(config)
-        self.provisioner: Provisioner = provisioner or LocalProvisioner(
-            config.data_dir, busy_timeout=config.busy_timeout
-        )
+        self.provisioner: Provisioner = provisioner or build_provisioner(config)
         self.schema = SchemaService(self.registry, packages)
         self._workflow = ProvisioningWorkflow(self.registry, self.provisioner, self.schema)
         clock_option: dict[str, Any] = {"clock": clock} if clock is not None else {}
@@ -150,6 +162,9 @@ class Tenancy:
                 if close is not None:
                     await close()
             await self.registry.close()
+            close_provisioner = getattr(self.provisioner, "aclose", None)
+            if close_provisioner is not None:
+                await close_provisioner()
             self.cache.clear()
             self.started = False
 
@@ -320,15 +335,15 @@ class Tenancy:
             after = page[-1].slug
 
     async def suspend(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
-        """Refuse the tenant's requests with 403 until `restore()`."""
+        """Refuse the tenant's requests with 403 until `restore()` (a server blocks them too)."""
         return await self._transition(tenant_id_or_slug, TenantStatus.SUSPENDED, reason)
 
     async def archive(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
-        """Keep the tenant's data but refuse its requests with 410 until `restore()`."""
+        """Keep the data, refuse requests (410) until `restore()`; a server blocks them too."""
         return await self._transition(tenant_id_or_slug, TenantStatus.ARCHIVED, reason)
 
     async def restore(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
-        """Make a suspended or archived tenant active again."""
+        """Make a suspended or archived tenant active again (and unblock it on its server)."""
         return await self._transition(tenant_id_or_slug, TenantStatus.ACTIVE, reason)
 
     async def delete(self, tenant_id_or_slug: str, *, destroy_data: bool = False) -> None:
@@ -354,6 +369,14 @@ class Tenancy:
     ) -> TenantContext:
         tenant = await self.get(tenant_id_or_slug)
         check_transition(tenant.status, target)
+        block = getattr(self.provisioner, "block", None)
+        if block is not None:
+            # The server first: if it refuses, nothing changed; suspended and archived
+            # tenants are blocked there too, so no connection can read or write around us.
+            closed = target is not TenantStatus.ACTIVE
+            await block(
+                self.provisioner.locate(tenant.id), reads=closed, writes=closed, reason=reason
+            )
         updated = await self.registry.set_status(tenant.id, target, reason=reason)
         self.invalidate(tenant.id)
         if target is not TenantStatus.ACTIVE:

@@ -10,7 +10,18 @@ if TYPE_CHECKING:
 
 
 class Provisioner(Protocol):
-    """One backend of tenant databases. Every method is idempotent."""
+    """One backend of tenant databases. Every method is idempotent.
+
+    Two more methods are optional (the runtime looks them up with `getattr`):
+
+    - `async def block(location, *, reads: bool, writes: bool, reason: str | None = None)`:
+      enforce a lifecycle state on the database server too. `suspend()` and `archive()` call
+      it with `reads=True, writes=True`, `restore()` with both False. A local file has no
+      server to tell (`LocalProvisioner.block` does nothing); sqld sets the namespace's
+      `block_reads`/`block_writes`.
+    - `async def aclose()`: release what the provisioner holds (HTTP clients);
+      `Tenancy.aclose()` calls it.
+    """
 
     name: str
 

@@ -62,6 +62,19 @@ class LocalProvisioner:
         targets = [path, *(path.with_name(path.name + suffix) for suffix in _SIDECARS)]
         await asyncio.to_thread(_unlink_all, targets)
 
+    async def block(
+        self,
+        location: DatabaseLocation,
+        *,
+        reads: bool,
+        writes: bool,
+        reason: str | None = None,
+    ) -> None:
+        """Nothing to do: a local file has no server; the middleware enforces the status."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
 
 def _unlink_all(paths: list[Path]) -> None:
     for path in paths:
