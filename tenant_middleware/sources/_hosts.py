@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, TypeVar
 
 from tenant_middleware.errors import ConfigError
@@ -163,7 +164,7 @@ def base_domain_suffixes(domains: Iterable[str]) -> tuple[frozenset[str], tuple[
     return frozenset(normalized), tuple(suffixes)
 
 
-class HostSource:
+class HostSource(ABC):
     """Base of the sources that read the request's host; memoises raw host -> key."""
 
     name: str
@@ -187,6 +188,6 @@ class HostSource:
             remember(self._memo, raw, key)
         return key
 
+    @abstractmethod
     def key_for_host(self, host: str) -> TenantKey | None:
         """Return the key a normalised host names, or None."""
-        raise NotImplementedError
