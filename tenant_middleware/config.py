@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.sources.base import TenantSource
@@ -28,6 +30,9 @@ JWT_ALGORITHMS = frozenset(
     }
 )  # fmt: skip
 _HMAC = frozenset({"HS256", "HS384", "HS512"})
+# The Turso Platform API's names and token lifetimes (as `tenant_middleware.platform.turso`).
+_TURSO_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_TURSO_EXPIRATION = re.compile(r"never|(?:[0-9]+[wdhms])+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,11 +73,19 @@ class TenancyConfig:
     control_plane_url: str | None = None
     busy_timeout: float = 5.0
     # -- tenant databases -------------------------------------------------------------
-    provisioner: Literal["local", "sqld"] = "local"
+    provisioner: Literal["local", "sqld", "turso"] = "local"
     sqld_url: str | None = None
     sqld_admin_url: str | None = None
     sqld_signing_key: str | None = field(default=None, repr=False)
     sqld_connect_to: str | None = None
+    turso_organization: str | None = None
+    turso_api_token: str | None = field(default=None, repr=False)
+    turso_group: str = "default"
+    turso_location: str | None = None
+    turso_api_url: str = "https://api.turso.tech"
+    turso_token_expiration: str = "never"  # noqa: S105 -- a lifetime, not a secret
+    turso_connect_to: str | None = None
+    encryption_keys: str | None = field(default=None, repr=False)
     auto_provision: bool = False
     pool_max_pools: int = 256
     pool_max_connections_per_tenant: int = 4
@@ -89,6 +102,7 @@ class TenancyConfig:
         self._check_numbers()
         self._check_jwt()
         self._check_sqld()
+        self._check_turso()
         for cidr in self.trusted_proxies:
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -180,7 +194,7 @@ class TenancyConfig:
             raise ConfigError(
                 "auto_provision", "needs the jwt source: only verified identities create tenants"
             )
-        if self.provisioner not in ("local", "sqld"):
+        if self.provisioner not in ("local", "sqld", "turso"):
             raise ConfigError("provisioner", f"unknown provisioner {self.provisioner!r}")
         if self.retry_after < 1:
             raise ConfigError("retry_after", "must be at least 1 second")
@@ -225,6 +239,30 @@ class TenancyConfig:
             not self.sqld_connect_to.strip() or "/" in self.sqld_connect_to
         ):
             raise ConfigError("sqld_connect_to", "expected host:port, such as 127.0.0.1:8080")
+
+    def _check_turso(self) -> None:
+        if self.provisioner != "turso":
+            return
+        for name in ("turso_organization", "turso_api_token", "turso_location", "encryption_keys"):
+            if not getattr(self, name):
+                raise ConfigError(name, "the turso provisioner needs it")
+        if not _TURSO_NAME.fullmatch(str(self.turso_organization)):
+            raise ConfigError("turso_organization", "must be a Turso organization slug")
+        if not _TURSO_NAME.fullmatch(self.turso_group):
+            raise ConfigError("turso_group", "must be a Turso group name")
+        api = urlsplit(self.turso_api_url)
+        if api.scheme not in ("https", "http") or not api.netloc:
+            raise ConfigError("turso_api_url", "must be an http(s) URL")
+        if not _TURSO_EXPIRATION.fullmatch(self.turso_token_expiration):
+            raise ConfigError("turso_token_expiration", "expected 'never' or a duration like 30d")
+        if self.turso_connect_to is not None and (
+            not self.turso_connect_to.strip() or "/" in self.turso_connect_to
+        ):
+            raise ConfigError("turso_connect_to", "expected host:port, such as 127.0.0.1:8080")
+        # Imported here, like the sqld provisioner's key loader.
+        from tenant_middleware.secrets import KeyRing
+
+        KeyRing.parse(str(self.encryption_keys))
 
     # -- environment ------------------------------------------------------------------
     @classmethod

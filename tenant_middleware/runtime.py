@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import (
+    ConfigError,
     DuplicateTenant,
     InvalidIdentifier,
     TenantNotFound,
@@ -27,6 +28,7 @@ from tenant_middleware.lifecycle import check_transition
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
 from tenant_middleware.provisioning import LocalProvisioner, Provisioner, SqldProvisioner
+from tenant_middleware.provisioning.turso import TursoProvisioner
 from tenant_middleware.provisioning.workflow import ProvisioningWorkflow
 from tenant_middleware.registry import Registry, SQLRegistry, TenantEvent
 from tenant_middleware.resolver import CacheKey, Resolver
@@ -69,8 +71,15 @@ class TenancyStats:
     pools: PoolStats
 
 
-def build_provisioner(config: TenancyConfig) -> Provisioner:
-    """The provisioner the config names (`local` files or `sqld` namespaces)."""
+def build_provisioner(config: TenancyConfig, *, registry: Registry | None = None) -> Provisioner:
+    """The provisioner the config names (`local` files, `sqld` namespaces, `turso` databases).
+
+    The turso provisioner stores each tenant's encrypted token in `registry` (required for it).
+    """
+    if config.provisioner == "turso":
+        if registry is None:
+            raise ConfigError("provisioner", "the turso provisioner needs the registry")
+        return TursoProvisioner.from_config(config, registry=registry)
     if config.provisioner == "sqld":
         # Validated by the config: the sqld provisioner has its URL, admin URL and key.
         return SqldProvisioner(
@@ -102,7 +111,9 @@ class Tenancy:
             config.control_plane_location, busy_timeout=config.busy_timeout
         )
         self.sources = tuple(sources) if sources is not None else build_sources(config)
-        self.provisioner: Provisioner = provisioner or build_provisioner(config)
+        self.provisioner: Provisioner = provisioner or build_provisioner(
+            config, registry=self.registry
+        )
         self.schema = SchemaService(self.registry, packages)
         self._workflow = ProvisioningWorkflow(self.registry, self.provisioner, self.schema)
         clock_option: dict[str, Any] = {"clock": clock} if clock is not None else {}
@@ -373,9 +384,19 @@ class Tenancy:
         if block is not None:
             # The server first: if it refuses, nothing changed; suspended and archived
             # tenants are blocked there too, so no connection can read or write around us.
+            # Archived data is also protected from deletion (Turso); restore lifts that.
             closed = target is not TenantStatus.ACTIVE
+            protect: bool | None = None
+            if target is TenantStatus.ARCHIVED:
+                protect = True
+            elif tenant.status is TenantStatus.ARCHIVED:
+                protect = False
             await block(
-                self.provisioner.locate(tenant.id), reads=closed, writes=closed, reason=reason
+                self.provisioner.locate(tenant.id),
+                reads=closed,
+                writes=closed,
+                reason=reason,
+                protect=protect,
             )
         updated = await self.registry.set_status(tenant.id, target, reason=reason)
         self.invalidate(tenant.id)

@@ -14,11 +14,13 @@ class Provisioner(Protocol):
 
     Two more methods are optional (the runtime looks them up with `getattr`):
 
-    - `async def block(location, *, reads: bool, writes: bool, reason: str | None = None)`:
-      enforce a lifecycle state on the database server too. `suspend()` and `archive()` call
-      it with `reads=True, writes=True`, `restore()` with both False. A local file has no
-      server to tell (`LocalProvisioner.block` does nothing); sqld sets the namespace's
-      `block_reads`/`block_writes`.
+    - `async def block(location, *, reads: bool, writes: bool, reason: str | None = None,
+      protect: bool | None = None)`: enforce a lifecycle state on the database server too.
+      `suspend()` and `archive()` call it with `reads=True, writes=True`, `restore()` with
+      both False; `protect` is True on archive, False on a restore from archived, None
+      otherwise. A local file has no server to tell (`LocalProvisioner.block` does nothing);
+      sqld sets the namespace's `block_reads`/`block_writes` (no delete protection there);
+      Turso also sets `delete_protection` from `protect`.
     - `async def aclose()`: release what the provisioner holds (HTTP clients);
       `Tenancy.aclose()` calls it.
     """

@@ -69,6 +69,7 @@ class LocalProvisioner:
         reads: bool,
         writes: bool,
         reason: str | None = None,
+        protect: bool | None = None,
     ) -> None:
         """Nothing to do: a local file has no server; the middleware enforces the status."""
 

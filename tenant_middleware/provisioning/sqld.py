@@ -145,6 +145,7 @@ class SqldProvisioner:
         reads: bool,
         writes: bool,
         reason: str | None = None,
+        protect: bool | None = None,
     ) -> None:
         """Block (or, with both False, unblock) the namespace's reads and writes on the server.
 

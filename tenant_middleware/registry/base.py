@@ -113,6 +113,20 @@ class Registry(Protocol):
         """Insert or update the installation of `package` in the tenant (one per package)."""
         ...
 
+    async def set_credentials(
+        self, tenant_id: str, *, database_url: str | None, token_ciphertext: bytes | None
+    ) -> None:
+        """Store the tenant's database URL and encrypted token (an envelope, never plaintext).
+
+        Records a `credentials_changed` event (no secret in it); the tenant's version is not
+        bumped (nothing a request sees changes).
+        """
+        ...
+
+    async def get_credentials(self, tenant_id: str) -> tuple[str | None, bytes | None]:
+        """The tenant's database URL and encrypted token, `(None, None)` when none are stored."""
+        ...
+
     async def installations(self, tenant_id: str) -> Sequence[PackageInstallation]:
         """The tenant's package installations, sorted by package name."""
         ...

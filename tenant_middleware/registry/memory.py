@@ -37,6 +37,7 @@ class MemoryRegistry:
         self._domains: dict[str, str] = {}
         self._installations: dict[tuple[str, str], PackageInstallation] = {}
         self._events: list[TenantEvent] = []
+        self._credentials: dict[str, tuple[str | None, bytes | None]] = {}
 
     async def start(self) -> None:
         """Do nothing: there is nothing to open."""
@@ -127,6 +128,7 @@ class MemoryRegistry:
             del self._domains[domain]
         for key in [k for k in self._installations if k[0] == tenant.id]:
             del self._installations[key]
+        self._credentials.pop(tenant.id, None)
         self._event(tenant.id, "deleted", {"slug": tenant.slug}, self._clock())
 
     async def add_domain(self, tenant_id: str, domain: str) -> None:
@@ -201,6 +203,23 @@ class MemoryRegistry:
         if tenant is None:
             raise TenantNotFound(f"no tenant with id {tenant_id}")
         return tenant
+
+    async def set_credentials(
+        self, tenant_id: str, *, database_url: str | None, token_ciphertext: bytes | None
+    ) -> None:
+        """Store the tenant's database URL and encrypted token; record `credentials_changed`."""
+        tenant = self._get(require_tenant_id(tenant_id))
+        stored = (database_url, None if token_ciphertext is None else bytes(token_ciphertext))
+        if self._credentials.get(tenant.id) == stored:
+            return
+        self._credentials[tenant.id] = stored
+        detail = {"database_url": database_url, "token": token_ciphertext is not None}
+        self._event(tenant.id, "credentials_changed", detail, self._clock())
+
+    async def get_credentials(self, tenant_id: str) -> tuple[str | None, bytes | None]:
+        """The tenant's database URL and encrypted token, `(None, None)` when none are stored."""
+        tenant = self._get(require_tenant_id(tenant_id))
+        return self._credentials.get(tenant.id, (None, None))
 
     def _bump(self, tenant_id: str) -> None:
         tenant = self._tenants[tenant_id]

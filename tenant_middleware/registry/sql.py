@@ -257,6 +257,43 @@ class SQLRegistry:
         )
         return [installation_from_row(tenant_id, row) for row in result.rows]
 
+    async def set_credentials(
+        self, tenant_id: str, *, database_url: str | None, token_ciphertext: bytes | None
+    ) -> None:
+        """Store the tenant's database URL and encrypted token; record `credentials_changed`."""
+        tenant_id, now = require_tenant_id(tenant_id), self._clock()
+        blob = None if token_ciphertext is None else bytes(token_ciphertext)
+        async with self._db.writer().transaction() as tx:
+            found = await tx.execute(
+                "SELECT database_url, token_ciphertext FROM tenants WHERE id = ?", (tenant_id,)
+            )
+            row = found.first()
+            if row is None:
+                raise TenantNotFound(f"no tenant with id {tenant_id}")
+            if row == (database_url, blob):
+                return
+            await tx.execute(
+                "UPDATE tenants SET database_url = ?, token_ciphertext = ? WHERE id = ?",
+                (database_url, blob, tenant_id),
+            )
+            detail = {"database_url": database_url, "token": blob is not None}
+            await _event(tx, tenant_id, "credentials_changed", detail, now)
+
+    async def get_credentials(self, tenant_id: str) -> tuple[str | None, bytes | None]:
+        """The tenant's database URL and encrypted token, `(None, None)` when none are stored."""
+        tenant_id = require_tenant_id(tenant_id)
+        result = await self._db.reader().execute(
+            "SELECT database_url, token_ciphertext FROM tenants WHERE id = ?", (tenant_id,)
+        )
+        row = result.first()
+        if row is None:
+            raise TenantNotFound(f"no tenant with id {tenant_id}")
+        url, blob = row
+        return (
+            None if url is None else str(url),
+            bytes(blob) if isinstance(blob, (bytes, bytearray, memoryview)) else None,
+        )
+
 
 async def _require_tenant(tx: Executor, tenant_id: str) -> None:
     found = await tx.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,))

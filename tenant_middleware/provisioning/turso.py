@@ -1,0 +1,261 @@
+"""Tenant databases on Turso Cloud, through the Platform API (`TursoClient`).
+
+- `create`: the group is created if missing (`ensure_group`), then the database (a 409 for a
+  database of the tenant's own name in the same group adopts it); a full-access token is
+  minted, encrypted with the `KeyRing` (bound to the tenant id) and stored with the database
+  URL in the registry (`set_credentials`). If minting or storing fails after the database was
+  created (not adopted), the database is deleted again and the error re-raised.
+- `exists`: the registry holds the tenant's credentials and the API knows the database.
+- `connect`: the only place the token is decrypted; a `RemoteConnection` to the stored URL.
+- `destroy`: delete protection cleared, the database deleted (404 is fine), credentials
+  cleared.
+- `block`: `block_reads`/`block_writes` (suspend, archive, restore) and `delete_protection`
+  (set on archive, cleared on restore).
+
+The database URL comes from the API's `Hostname`, never assumed: `libsql://{Hostname}` when
+the API URL is `https`, `http://{Hostname}` when it is `http` (a local emulator, reached with
+`connect_to`). Tokens and the API token are never logged or put in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.errors import ConfigError, CredentialError, PlatformNotFound, TenantNotFound
+from tenant_middleware.naming import DatabaseLocation, database_name
+from tenant_middleware.platform.turso import TursoClient
+from tenant_middleware.secrets import KeyRing, token_binding
+
+if TYPE_CHECKING:
+    from tenant_middleware.config import TenancyConfig
+    from tenant_middleware.registry import Registry
+
+logger = logging.getLogger("tenant_middleware.provisioning")
+
+
+def database_scheme(api_url: str) -> str:
+    """The scheme of database URLs for a Platform API at `api_url` (`libsql`, or `http`)."""
+    return "http" if urlsplit(api_url).scheme.lower() == "http" else "libsql"
+
+
+class TursoProvisioner:
+    """A Turso database per tenant, in one group of one organization.
+
+    `client` is the Platform API client; `keyring` encrypts the tenant tokens stored in
+    `registry`. `location` is where a missing `group` is created. `token_expiration` is the
+    lifetime of minted tokens (`never`, or like `30d`, `2w1d12h`). `connect_to` ("host:port")
+    sends database requests there while `Host` names the database. `scheme` is the database
+    URLs' scheme (default: derived from the client's base URL). `hrana_client` shares an HTTP
+    client for database requests; the clients this provisioner creates are closed by
+    `aclose()` (a `client` passed in is the caller's to close).
+    """
+
+    name = "turso"
+
+    def __init__(
+        self,
+        *,
+        client: TursoClient,
+        registry: Registry,
+        keyring: KeyRing,
+        group: str = "default",
+        location: str,
+        token_expiration: str = "never",  # noqa: S107 -- a lifetime, not a secret
+        connect_to: str | None = None,
+        hrana_client: HranaClient | None = None,
+        scheme: str | None = None,
+        busy_timeout: float = 5.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self._client = client
+        self._registry = registry
+        self._keyring = keyring
+        self.group = group
+        self.location = location
+        self.token_expiration = token_expiration
+        self.connect_to = connect_to
+        self.scheme = scheme or database_scheme(client.base_url)
+        self.busy_timeout = busy_timeout
+        self.timeout = timeout
+        self._client_factory: Callable[[], TursoClient] | None = None
+        self._client_closed = False
+        self._owns_hrana = hrana_client is None
+        self._hrana_client = (
+            hrana_client if hrana_client is not None else HranaClient(timeout=timeout)
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: TenancyConfig,
+        *,
+        registry: Registry,
+        client: TursoClient | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        hrana_client: HranaClient | None = None,
+    ) -> TursoProvisioner:
+        """The provisioner a `provisioner="turso"` config describes (validated by the config).
+
+        `client` replaces the Platform API client built from the settings; `http_client`
+        (an httpx client, tests pass one on an `ASGITransport`) is given to the one built.
+        """
+        if not config.encryption_keys or not config.turso_location:
+            raise ConfigError("encryption_keys", "the turso provisioner needs it")
+
+        def make_client() -> TursoClient:
+            return TursoClient(
+                organization=str(config.turso_organization),
+                api_token=str(config.turso_api_token),
+                base_url=config.turso_api_url,
+                http_client=http_client,
+            )
+
+        provisioner = cls(
+            client=client if client is not None else make_client(),
+            registry=registry,
+            keyring=KeyRing.parse(config.encryption_keys),
+            group=config.turso_group,
+            location=config.turso_location,
+            token_expiration=config.turso_token_expiration,
+            connect_to=config.turso_connect_to,
+            hrana_client=hrana_client,
+            scheme=database_scheme(config.turso_api_url),
+            busy_timeout=config.busy_timeout,
+        )
+        if client is None:
+            # Ours: closed by aclose(), and made anew if the runtime starts again.
+            provisioner._client_factory = make_client
+        return provisioner
+
+    def _api(self) -> TursoClient:
+        if self._client_closed and self._client_factory is not None:
+            self._client = self._client_factory()
+            self._client_closed = False
+        return self._client
+
+    def _hrana(self) -> HranaClient:
+        # A runtime may start again after aclose(): a client of our own is made anew.
+        if self._owns_hrana and self._hrana_client.closed:
+            self._hrana_client = HranaClient(timeout=self.timeout)
+        return self._hrana_client
+
+    # -- the Provisioner protocol ---------------------------------------------------------
+    def locate(self, tenant_id: str) -> DatabaseLocation:
+        """The tenant's database name; its URL is known once created (`turso:{name}` here)."""
+        name = database_name(tenant_id)
+        return DatabaseLocation(tenant_id=tenant_id, name=name, url=f"turso:{name}")
+
+    async def create(self, location: DatabaseLocation) -> None:
+        """Create (or adopt) the database, mint its token and store it encrypted."""
+        await self._api().ensure_group(self.group, location=self.location)
+        created = await self._api().create_database(location.name, group=self.group)
+        url = f"{self.scheme}://{created.hostname}"
+        if created.adopted:
+            stored_url, envelope = await self._registry.get_credentials(location.tenant_id)
+            if stored_url == url and envelope is not None:
+                return  # a resumed create: the token is stored already
+        try:
+            token = await self._api().create_token(
+                created.name, expiration=self.token_expiration, authorization="full-access"
+            )
+            envelope = self._keyring.encrypt(
+                token.jwt, associated_data=token_binding(location.tenant_id)
+            )
+            await self._registry.set_credentials(
+                location.tenant_id, database_url=url, token_ciphertext=envelope
+            )
+        except BaseException:
+            if not created.adopted:
+                await self._undo_create(location)
+            raise
+
+    async def _undo_create(self, location: DatabaseLocation) -> None:
+        try:
+            await self._api().delete_database(location.name)
+        except PlatformNotFound:
+            pass
+        except Exception as cleanup_error:
+            # Reported, not hidden; the caller's error is the one raised.
+            logger.error(
+                "could not delete the database of a failed create",
+                extra={"tenant_id": location.tenant_id, "error": type(cleanup_error).__name__},
+            )
+
+    async def exists(self, location: DatabaseLocation) -> bool:
+        """Whether the database exists and its credentials are stored."""
+        url, envelope = await self._registry.get_credentials(location.tenant_id)
+        if url is None or envelope is None:
+            return False
+        try:
+            await self._api().get_database(location.name)
+        except PlatformNotFound:
+            return False
+        return True
+
+    async def connect(self, location: DatabaseLocation) -> RemoteConnection:
+        """Open a connection with the stored token (decrypted here, and only here)."""
+        url, envelope = await self._registry.get_credentials(location.tenant_id)
+        if url is None or envelope is None:
+            raise CredentialError(f"no database credentials stored for tenant {location.tenant_id}")
+        secret = self._keyring.decrypt(envelope, associated_data=token_binding(location.tenant_id))
+
+        async def provide() -> str:
+            return secret.reveal()
+
+        return RemoteConnection(
+            url,
+            token=provide,
+            busy_timeout=self.busy_timeout,
+            client=self._hrana(),
+            connect_to=self.connect_to,
+            setting="database_url",
+        )
+
+    async def destroy(self, location: DatabaseLocation) -> None:
+        """Delete the database (delete protection lifted first) and forget its credentials."""
+        try:
+            await self._api().update_configuration(location.name, delete_protection=False)
+            await self._api().delete_database(location.name)
+        except PlatformNotFound:
+            pass
+        with contextlib.suppress(TenantNotFound):  # deleted from the registry already
+            await self._registry.set_credentials(
+                location.tenant_id, database_url=None, token_ciphertext=None
+            )
+
+    async def block(
+        self,
+        location: DatabaseLocation,
+        *,
+        reads: bool,
+        writes: bool,
+        reason: str | None = None,
+        protect: bool | None = None,
+    ) -> None:
+        """Set `block_reads`/`block_writes` (and `delete_protection` unless `protect` is None).
+
+        A database that does not exist has nothing to block.
+        """
+        changes: dict[str, Any] = {"block_reads": reads, "block_writes": writes}
+        if protect is not None:
+            changes["delete_protection"] = protect
+        with contextlib.suppress(PlatformNotFound):
+            await self._api().update_configuration(location.name, **changes)
+
+    async def aclose(self) -> None:
+        """Close the clients this provisioner created; idempotent."""
+        if self._owns_hrana:
+            await self._hrana_client.aclose()
+        if self._client_factory is not None and not self._client_closed:
+            self._client_closed = True
+            await self._client.aclose()
+
+    def __repr__(self) -> str:
+        return f"<TursoProvisioner client={self._client!r} group={self.group!r}>"
