@@ -71,6 +71,8 @@ class TenancyConfig:
     # -- control plane ----------------------------------------------------------------
     data_dir: Path = Path(".tenancy")
     control_plane_url: str | None = None
+    control_plane_token: str | None = field(default=None, repr=False)
+    control_plane_connect_to: str | None = None
     busy_timeout: float = 5.0
     # -- tenant databases -------------------------------------------------------------
     provisioner: Literal["local", "sqld", "turso"] = "local"
@@ -103,6 +105,7 @@ class TenancyConfig:
         self._check_jwt()
         self._check_sqld()
         self._check_turso()
+        self._check_control_plane()
         for cidr in self.trusted_proxies:
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -129,6 +132,26 @@ class TenancyConfig:
         if self.control_plane_url:
             return self.control_plane_url
         return f"file:{self.data_dir / 'control-plane.db'}"
+
+    @property
+    def control_plane_on_sqld(self) -> bool:
+        """Whether the control plane is a namespace of the sqld provisioner's own server
+        (`http://control.db.internal:8080` beside `sqld_url=http://db.internal:8080`)."""
+        if self.provisioner != "sqld" or not self.control_plane_url or not self.sqld_url:
+            return False
+        # Imported here, like the provisioners' helpers below.
+        from tenant_middleware.db.connect import is_remote
+        from tenant_middleware.naming import split_base_url
+
+        if not is_remote(self.control_plane_url):
+            return False
+        try:
+            scheme, host, port = split_base_url(self.control_plane_url, setting="control_plane_url")
+        except ConfigError:
+            return False
+        server = split_base_url(str(self.sqld_url), setting="sqld_url")
+        label, _, rest = host.partition(".")
+        return bool(label) and (scheme, rest, port) == server
 
     @property
     def source_names(self) -> tuple[str, ...]:
@@ -239,6 +262,21 @@ class TenancyConfig:
             not self.sqld_connect_to.strip() or "/" in self.sqld_connect_to
         ):
             raise ConfigError("sqld_connect_to", "expected host:port, such as 127.0.0.1:8080")
+
+    def _check_control_plane(self) -> None:
+        from tenant_middleware.db.connect import is_remote
+
+        remote = bool(self.control_plane_url) and is_remote(str(self.control_plane_url))
+        for name in ("control_plane_token", "control_plane_connect_to"):
+            if getattr(self, name) is not None and not remote:
+                raise ConfigError(
+                    name, "is for a remote control_plane_url (libsql:// or http(s)://)"
+                )
+        connect_to = self.control_plane_connect_to
+        if connect_to is not None and (not connect_to.strip() or "/" in connect_to):
+            raise ConfigError(
+                "control_plane_connect_to", "expected host:port, such as 127.0.0.1:8080"
+            )
 
     def _check_turso(self) -> None:
         if self.provisioner != "turso":

@@ -41,6 +41,11 @@ from tenant_middleware.schema.fleet import (
 from tenant_middleware.schema.ledger import remove_package
 from tenant_middleware.schema.package import SchemaPackage
 from tenant_middleware.schema.service import INSTALLED, UNINSTALLED, SchemaService
+from tenant_middleware.secrets.rotation import (
+    RotationReport,
+    keyring_from_config,
+    rotate_credentials,
+)
 from tenant_middleware.sources import build_sources
 from tenant_middleware.sources.base import TenantSource
 from tenant_middleware.validation import (
@@ -107,9 +112,7 @@ class Tenancy:
     ) -> None:
         config = config if config is not None else TenancyConfig()
         self.config = config
-        self.registry: Registry = registry or SQLRegistry(
-            config.control_plane_location, busy_timeout=config.busy_timeout
-        )
+        self.registry: Registry = registry or SQLRegistry.from_config(config)
         self.sources = tuple(sources) if sources is not None else build_sources(config)
         self.provisioner: Provisioner = provisioner or build_provisioner(
             config, registry=self.registry
@@ -504,6 +507,17 @@ class Tenancy:
         async with self.connect(tenant) as connection:
             await remove_package(connection, target, drop_tables=drop_tables)
         await self.registry.set_installation(tenant.id, target.name, "0", UNINSTALLED)
+
+    # -- operator API: credentials --------------------------------------------------------
+    async def rotate_keys(self, *, dry_run: bool = False) -> RotationReport:
+        """Re-encrypt every stored tenant token under the active `encryption_keys` entry.
+
+        Failures (a token under a key no longer configured) are in the report; reruns are
+        idempotent. `ConfigError` naming `encryption_keys` when it is not set.
+        """
+        keyring = keyring_from_config(self.config.encryption_keys)
+        tenants = await self.all_tenants()
+        return await rotate_credentials(self.registry, keyring, tenants, dry_run=dry_run)
 
     # -- observability --------------------------------------------------------------------
     def invalidate(self, tenant_id: str) -> None:

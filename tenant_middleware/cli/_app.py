@@ -15,6 +15,7 @@ from tenant_middleware.cli._migrate import migrate
 from tenant_middleware.cli._packages import load_packages, packages_reference
 from tenant_middleware.cli._parser import PROG, build_parser
 from tenant_middleware.cli._render import Output
+from tenant_middleware.cli._rotate import generate_key, rotate_keys
 from tenant_middleware.cli._session import open_tenancy
 from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import ConfigError, TenancyError
@@ -33,6 +34,7 @@ HANDLERS: dict[str, Handler] = {
     "domains.list": commands.domains_list,
     "migrate": migrate,
     "stats": commands.stats,
+    "rotate-keys": rotate_keys,
 }
 
 
@@ -43,6 +45,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         if args.action == "check":
             return asyncio.run(check(args, output))
+        if args.action == "generate-key":
+            return generate_key(args, output)
         config = TenancyConfig.from_env()
         reference = packages_reference(getattr(args, "packages", None), os.environ)
         packages = load_packages(reference)

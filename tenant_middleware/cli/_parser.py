@@ -132,5 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("stats", "count tenants by status and plan, and their databases on disk")
     sub.add_argument("--json", action="store_true", help="print a JSON object")
 
+    sub = command(
+        "rotate-keys",
+        "re-encrypt stored tenant database tokens under the first TENANCY_ENCRYPTION_KEYS "
+        "entry; rerun to resume, exit 1 if any failed",
+        action="rotate-keys",
+    )
+    sub.add_argument("--dry-run", action="store_true", help="only count; write nothing")
+    sub.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    sub = command(
+        "generate-key",
+        "print a new id:key entry for TENANCY_ENCRYPTION_KEYS (prepend it, then rotate-keys)",
+        action="generate-key",
+    )
+    sub.add_argument("--id", dest="key_id", metavar="KEY_ID", help="default: k<date>-<random>")
+
     command("check", "report configuration problems and unreachable databases")
     return parser

@@ -1,17 +1,25 @@
-"""The control plane's connections: one writer and a few readers on one database URL."""
+"""The control plane's connections: one writer and a few readers on one database URL.
+
+The URL is a local file (`file:`, a plain path, `:memory:`) or a remote libSQL server
+(`libsql://`, `http(s)://`: a sqld namespace or a Turso database, shared by every app
+instance). Remote connections share one `HranaClient`, created by `open()` and closed by
+`close()`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
-from tenant_middleware.db.connect import connect, local_path
-from tenant_middleware.errors import RegistryError
+from tenant_middleware.db.connect import connect, is_remote, local_path
+from tenant_middleware.db.hrana import HranaClient
+from tenant_middleware.errors import ConfigError, RegistryError
 from tenant_middleware.registry.migrations import migrate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tenant_middleware.db.hrana import TokenProvider
     from tenant_middleware.db.protocol import Connection
 
 
@@ -20,15 +28,35 @@ class ConnectionSet:
 
     Writes share one connection (its transactions queue in-process; `BEGIN IMMEDIATE` orders
     them across processes). Reads rotate over separate connections: in WAL mode a reader
-    never waits for a writer, so a lookup does not queue behind an operator's write.
+    never waits for a writer, so a lookup does not queue behind an operator's write. On a
+    remote server the readers are connections of their own too: a remote connection's open
+    transaction holds back its other statements, never another connection's.
+
+    `token` (a JWT, or an async callable returning one) and `connect_to` ("host:port") are for
+    remote URLs only.
     """
 
     def __init__(
-        self, url: str, *, busy_timeout: float, readers: int, clock: Callable[[], float]
+        self,
+        url: str,
+        *,
+        busy_timeout: float,
+        readers: int,
+        clock: Callable[[], float],
+        token: str | TokenProvider | None = None,
+        connect_to: str | None = None,
     ) -> None:
         if readers < 1:
             raise ValueError("readers must be at least 1")
         self.url = url
+        self.remote = is_remote(url)
+        if not self.remote and (token is not None or connect_to is not None):
+            raise ConfigError(
+                "control_plane_url", "a token and connect_to are for a remote control plane only"
+            )
+        self._token = token
+        self._connect_to = connect_to
+        self._client: HranaClient | None = None
         self._busy_timeout = busy_timeout
         self._reader_count = readers
         self._clock = clock
@@ -43,16 +71,19 @@ class ConnectionSet:
             if self._writer is not None:
                 return
             opened: list[Connection] = []
+            if self.remote:
+                self._client = HranaClient()
             try:
                 opened.append(await self._connect())
                 await migrate(opened[0], clock=self._clock)
                 # Every `:memory:` connection is a database of its own: share the one.
-                if local_path(self.url) != ":memory:":
+                if self.remote or local_path(self.url) != ":memory:":
                     for _ in range(self._reader_count):
                         opened.append(await self._connect())
             except BaseException:
                 for conn in opened:
                     await conn.close()
+                await self._close_client()
                 raise
             self._writer, self._readers = opened[0], opened[1:] or opened[:1]
 
@@ -61,8 +92,16 @@ class ConnectionSet:
         async with self._lock:
             conns = dict.fromkeys(c for c in (self._writer, *self._readers) if c is not None)
             self._writer, self._readers = None, []
-            for conn in conns:
-                await conn.close()
+            try:
+                for conn in conns:
+                    await conn.close()
+            finally:
+                await self._close_client()
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     def writer(self) -> Connection:
         """The connection every write goes through."""
@@ -78,4 +117,12 @@ class ConnectionSet:
         return self._readers[self._turn]
 
     async def _connect(self) -> Connection:
-        return await connect(self.url, busy_timeout=self._busy_timeout)
+        if not self.remote:
+            return await connect(self.url, busy_timeout=self._busy_timeout)
+        return await connect(
+            self.url,
+            busy_timeout=self._busy_timeout,
+            token=self._token,
+            client=self._client,
+            connect_to=self._connect_to,
+        )

@@ -27,6 +27,8 @@ from tenant_middleware.validation import require_domain, require_slug
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
+    from tenant_middleware.config import TenancyConfig
+    from tenant_middleware.db.hrana import TokenProvider
     from tenant_middleware.db.protocol import Executor, Value
     from tenant_middleware.models import TenantContext, TenantKey
     from tenant_middleware.registry.base import PackageInstallation, TenantEvent
@@ -47,7 +49,13 @@ _UPSERT_INSTALLATION = """
 
 
 class SQLRegistry:
-    """The control plane on a database URL (`file:` path, plain path or `:memory:`)."""
+    """The control plane on a database URL.
+
+    A local one (`file:` path, plain path or `:memory:`) serves one host; a remote libSQL
+    server (`libsql://`, `http(s)://`: a sqld namespace or a Turso database) is shared by
+    every app instance pointed at it. `token` (a JWT the server accepts, or an async callable
+    returning one) and `connect_to` ("host:port", see `RemoteConnection`) are for remote URLs.
+    """
 
     def __init__(
         self,
@@ -56,10 +64,41 @@ class SQLRegistry:
         busy_timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
         readers: int = 2,
+        token: str | TokenProvider | None = None,
+        connect_to: str | None = None,
     ) -> None:
         self.url = url
         self._clock = clock
-        self._db = ConnectionSet(url, busy_timeout=busy_timeout, readers=readers, clock=clock)
+        self._db = ConnectionSet(
+            url,
+            busy_timeout=busy_timeout,
+            readers=readers,
+            clock=clock,
+            token=token,
+            connect_to=connect_to,
+        )
+
+    @classmethod
+    def from_config(cls, config: TenancyConfig) -> SQLRegistry:
+        """The registry at `config.control_plane_location`.
+
+        A remote control plane uses `control_plane_token`; without one, a control plane that
+        is a namespace of the sqld provisioner's server gets tokens minted from
+        `sqld_signing_key` (and `sqld_connect_to` when `control_plane_connect_to` is unset).
+        """
+        token: str | TokenProvider | None = config.control_plane_token
+        connect_to = config.control_plane_connect_to
+        if config.control_plane_on_sqld:
+            if token is None:
+                token = _minted_tokens(str(config.sqld_signing_key))
+            if connect_to is None:
+                connect_to = config.sqld_connect_to
+        return cls(
+            config.control_plane_location,
+            busy_timeout=config.busy_timeout,
+            token=token,
+            connect_to=connect_to,
+        )
 
     async def start(self) -> None:
         """Open the connections and apply the control plane's migrations; idempotent."""
@@ -308,3 +347,23 @@ async def _event(
         "INSERT INTO tenant_events (tenant_id, kind, detail, at) VALUES (?, ?, ?, ?)",
         (tenant_id, kind, dump_json(detail), at),
     )
+
+
+def _minted_tokens(signing_key_pem: str, ttl: float = 3600.0) -> TokenProvider:
+    """A provider of full-access EdDSA JWTs signed with the sqld operator's key.
+
+    The connection keeps the token it got until the server refuses it (expired: 401), then
+    asks for a new one.
+    """
+    # Imported here: the sqld provisioner pulls in PyJWT and cryptography.
+    import jwt
+
+    from tenant_middleware.provisioning.sqld import load_signing_key
+
+    key = load_signing_key(signing_key_pem)
+
+    async def mint() -> str:
+        now = time.time()
+        return jwt.encode({"iat": int(now), "exp": int(now + ttl)}, key, algorithm="EdDSA")
+
+    return mint
