@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import logging
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,43 @@ from tenant_middleware.registry import MemoryRegistry
 JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
 TenancyFactory = Callable[..., Tenancy]
+
+# What a credential looks like in text: a JWT (database tokens), an Authorization header, or
+# the Turso API tokens the suite uses.
+_CREDENTIAL = re.compile(
+    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.|Bearer\s+\S{12,}|turso-api-token-"
+)
+
+
+class _CredentialWatch(logging.Handler):
+    """Remembers every log record, from any logger, whose text carries a credential."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" {record.exc_info[1]!r}"
+        if _CREDENTIAL.search(text):
+            self.leaks.append(f"{record.name}: {text[:200]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_credentials_in_any_log_record() -> Iterator[None]:
+    """Fail the session if any log record of the whole suite carried a token or API key."""
+    watch = _CredentialWatch()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(watch)
+    root.setLevel(logging.DEBUG)  # every record of every library is created and checked
+    try:
+        yield
+    finally:
+        root.removeHandler(watch)
+        root.setLevel(previous)
+    assert watch.leaks == []
 
 
 @pytest.fixture

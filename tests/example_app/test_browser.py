@@ -11,6 +11,7 @@ Never skipped: without Chromium the test fails and says what to install (CI inst
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -120,6 +121,11 @@ def wait_until_healthy(base: str, process: subprocess.Popen[bytes], log_path: Pa
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     """Debian's Chromium, headless, with a fresh profile, driven by Debian's chromedriver."""
+    # Selenium's wire log copies page text into DEBUG records, and the sign-up page shows the
+    # token the app hands its new tenant: keep that test tooling's chatter out of the log.
+    selenium_log = logging.getLogger("selenium")
+    previous_level = selenium_log.level
+    selenium_log.setLevel(logging.INFO)
     for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not path.is_file():
             pytest.fail(f"{path} is missing (package {package}); install it: {INSTALL_HINT}")
@@ -138,6 +144,7 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         yield driver
     finally:
         driver.quit()
+        selenium_log.setLevel(previous_level)
 
 
 def submit_and_wait(driver: webdriver.Chrome, button_selector: str) -> None:
