@@ -16,6 +16,7 @@ from tenant_middleware.errors import (
     PlatformNotFound,
 )
 from tenant_middleware.platform import TursoClient
+from tests.sqld import SqldServer
 from tests.turso.conftest import API_TOKEN
 from tests.turso_emulator import TursoEmulator
 
@@ -155,7 +156,7 @@ async def test_configuration_is_read_and_patched_field_by_field(
 
 
 async def test_token_options_are_query_parameters(
-    turso: TursoClient, emulator: TursoEmulator, db_name: str
+    turso: TursoClient, emulator: TursoEmulator, db_name: str, sqld: SqldServer
 ) -> None:
     await turso.ensure_group("tenants", location="aws-eu-west-1")
     await turso.create_database(db_name, group="tenants")
@@ -163,12 +164,13 @@ async def test_token_options_are_query_parameters(
     method, path, query = emulator.requests[-1]
     assert (method, path) == ("POST", f"/v1/organizations/acme/databases/{db_name}/auth/tokens")
     assert parse_qs(query) == {"expiration": ["1w2d"], "authorization": ["read-only"]}
-    claims = jwt.decode(token.jwt, options={"verify_signature": False})
+    public_key = sqld.key.public_key()  # the emulator signs with the sqld's key until a rotation
+    claims = jwt.decode(token.jwt, public_key, algorithms=["EdDSA"])
     assert claims["a"] == "ro"
     assert claims["exp"] - claims["iat"] == 9 * 86400
     assert token.jwt not in repr(token)
     forever = await turso.create_token(db_name)
-    claims = jwt.decode(forever.jwt, options={"verify_signature": False})
+    claims = jwt.decode(forever.jwt, public_key, algorithms=["EdDSA"])
     assert "exp" not in claims
     assert "a" not in claims
 
