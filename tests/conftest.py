@@ -12,6 +12,7 @@ import pytest
 from tenant_middleware import Tenancy, TenancyConfig
 from tenant_middleware._types import ASGIApp
 from tenant_middleware.registry import MemoryRegistry
+from tests.sqld import SqldServer, running_sqld
 
 JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -85,3 +86,11 @@ def client_for(app: ASGIApp, host: str = "example.com", **kwargs: Any) -> httpx.
         base_url=f"http://{host}",
         **kwargs,
     )
+
+
+@pytest.fixture(scope="session")
+def sqld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqldServer]:
+    """One sqld for the session (namespaces, admin API, JWT auth); every remote test uses it,
+    each in namespaces of its own. Stopped at the end, however the session ends."""
+    with running_sqld(tmp_path_factory.mktemp("sqld")) as server:
+        yield server

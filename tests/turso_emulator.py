@@ -29,6 +29,8 @@ import os
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -528,3 +530,17 @@ class TursoEmulator:
                 "total": counters,
             }
         }
+
+
+@asynccontextmanager
+async def emulated_organization(
+    sqld: SqldServer, *, api_token: str
+) -> AsyncIterator[TursoEmulator]:
+    """A fresh emulated organization `acme`; afterwards its databases' namespaces are deleted
+    and the block fails if the emulator had to reject a request the client sent."""
+    emu = TursoEmulator(sqld, organization="acme", api_token=api_token)
+    yield emu
+    for name in list(emu.databases):
+        sqld.delete_namespace(name)
+    await emu.aclose()
+    assert not emu.rejected, f"the emulator rejected requests: {emu.rejected}"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tenant_middleware.db.hrana import HranaClient, RemoteConnection
-from tests.sqld import SqldServer, running_sqld
+from tests.sqld import SqldServer
 
 if TYPE_CHECKING:
     from tenant_middleware.db import Executor
@@ -36,13 +36,6 @@ async def run_in(
                     await result
         if then is not None:
             raise then
-
-
-@pytest.fixture(scope="session")
-def sqld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqldServer]:
-    """sqld on 127.0.0.1 with namespaces, the admin API and JWT auth; stopped at the end."""
-    with running_sqld(tmp_path_factory.mktemp("sqld")) as server:
-        yield server
 
 
 def new_namespace_name() -> str:

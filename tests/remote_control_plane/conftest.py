@@ -12,18 +12,11 @@ import pytest
 from tenant_middleware import Tenancy, TenancyConfig
 from tenant_middleware.registry import Registry, SQLRegistry
 from tests.registry.conftest import Clock
-from tests.sqld import SqldServer, running_sqld
+from tests.sqld import SqldServer
 from tests.sqld_provisioner.conftest import sqld_settings
 
 RegistryFactory = Callable[..., SQLRegistry]
 TenancyFactory = Callable[..., Tenancy]
-
-
-@pytest.fixture(scope="session")
-def sqld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqldServer]:
-    """sqld on 127.0.0.1 with namespaces, the admin API and JWT auth; stopped at the end."""
-    with running_sqld(tmp_path_factory.mktemp("sqld-control-plane")) as server:
-        yield server
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +13,9 @@ from cryptography.hazmat.primitives import serialization
 from tenant_middleware import Tenancy, TenancyConfig
 from tenant_middleware.db.hrana import HranaClient, RemoteConnection
 from tenant_middleware.registry import MemoryRegistry
-from tests.sqld import HOST_SUFFIX, SqldServer, running_sqld
+from tests.sqld import HOST_SUFFIX, SqldServer
 
 SqldTenancyFactory = Callable[..., Tenancy]
-
-
-@pytest.fixture(scope="session")
-def sqld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqldServer]:
-    """sqld on 127.0.0.1 with namespaces, the admin API and JWT auth; stopped at the end."""
-    with running_sqld(tmp_path_factory.mktemp("sqld-provisioner")) as server:
-        yield server
 
 
 def signing_key_pem(sqld: SqldServer) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -11,8 +11,8 @@ import pytest
 
 from tenant_middleware.db.hrana import HranaClient, RemoteConnection
 from tenant_middleware.platform import TursoClient
-from tests.sqld import SqldServer, running_sqld
-from tests.turso_emulator import TursoEmulator
+from tests.sqld import SqldServer
+from tests.turso_emulator import TursoEmulator, emulated_organization
 
 API_TOKEN = "turso-api-token-7c1e9d0b-secret"
 BASE_URL = "http://api.turso.test"
@@ -20,22 +20,11 @@ BASE_URL = "http://api.turso.test"
 MakeClient = Callable[..., TursoClient]
 
 
-@pytest.fixture(scope="session")
-def sqld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqldServer]:
-    """sqld on 127.0.0.1 with namespaces, the admin API and JWT auth; stopped at the end."""
-    with running_sqld(tmp_path_factory.mktemp("sqld-turso")) as server:
-        yield server
-
-
 @pytest.fixture
 async def emulator(sqld: SqldServer) -> AsyncIterator[TursoEmulator]:
     """A fresh emulated organization `acme`; its databases' namespaces deleted afterwards."""
-    emu = TursoEmulator(sqld, organization="acme", api_token=API_TOKEN)
-    yield emu
-    for name in list(emu.databases):
-        sqld.delete_namespace(name)
-    await emu.aclose()
-    assert not emu.rejected, f"the emulator rejected requests: {emu.rejected}"
+    async with emulated_organization(sqld, api_token=API_TOKEN) as emu:
+        yield emu
 
 
 class Sleeps(list[float]):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,8 @@ from tenant_middleware.platform import TursoClient
 from tenant_middleware.provisioning.turso import TursoProvisioner
 from tenant_middleware.registry import Registry, SQLRegistry
 from tenant_middleware.secrets import generate_key
-from tests.sqld import SqldServer, running_sqld
-from tests.turso_emulator import TursoEmulator
+from tests.sqld import SqldServer
+from tests.turso_emulator import TursoEmulator, emulated_organization
 
 API_TOKEN = "turso-api-token-5b2d8e4f-secret"
 API_URL = "http://api.turso.test"
@@ -26,22 +26,11 @@ KEY_2 = generate_key("k2")
 TursoTenancyFactory = Callable[..., Tenancy]
 
 
-@pytest.fixture(scope="session")
-def sqld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqldServer]:
-    """sqld on 127.0.0.1 with namespaces, the admin API and JWT auth; stopped at the end."""
-    with running_sqld(tmp_path_factory.mktemp("sqld-turso-provisioner")) as server:
-        yield server
-
-
 @pytest.fixture
 async def emulator(sqld: SqldServer) -> AsyncIterator[TursoEmulator]:
     """A fresh emulated organization `acme`; its databases' namespaces deleted afterwards."""
-    emu = TursoEmulator(sqld, organization="acme", api_token=API_TOKEN)
-    yield emu
-    for name in list(emu.databases):
-        sqld.delete_namespace(name)
-    await emu.aclose()
-    assert not emu.rejected, f"the emulator rejected requests: {emu.rejected}"
+    async with emulated_organization(sqld, api_token=API_TOKEN) as emu:
+        yield emu
 
 
 def turso_settings(sqld: SqldServer) -> dict[str, Any]:
