@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tenant_middleware import Tenancy, TenancyConfig
+from tenant_middleware import Tenancy
 from tenant_middleware.db.hrana import HranaClient, RemoteConnection
-from tenant_middleware.registry import MemoryRegistry
+from tests.conftest import TenancyFactory
 from tests.sqld import HOST_SUFFIX, SqldServer
 
 SqldTenancyFactory = Callable[..., Tenancy]
@@ -42,7 +41,9 @@ def sqld_settings(sqld: SqldServer) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def make_sqld_tenancy(sqld: SqldServer, tmp_path: Path) -> AsyncIterator[SqldTenancyFactory]:
+async def make_sqld_tenancy(
+    sqld: SqldServer, make_tenancy: TenancyFactory
+) -> AsyncIterator[SqldTenancyFactory]:
     """Build runtimes provisioning on the sqld (from the config alone); closed after the test.
 
     Tenants still registered at the end are deleted with their namespaces.
@@ -50,14 +51,7 @@ async def make_sqld_tenancy(sqld: SqldServer, tmp_path: Path) -> AsyncIterator[S
     made: list[Tenancy] = []
 
     def factory(registry: Any = None, **settings: Any) -> Tenancy:
-        for key, value in sqld_settings(sqld).items():
-            settings.setdefault(key, value)
-        settings.setdefault("base_domains", ("example.com",))
-        settings.setdefault("data_dir", tmp_path / "data")
-        packages = settings.pop("packages", ())
-        tenancy = Tenancy(
-            TenancyConfig(**settings), registry=registry or MemoryRegistry(), packages=packages
-        )
+        tenancy = make_tenancy(registry, **{**sqld_settings(sqld), **settings})
         made.append(tenancy)
         return tenancy
 
