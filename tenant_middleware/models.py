@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,17 +64,7 @@ class TenantContext:
 
     def with_source(self, source: str) -> TenantContext:
         """Return a copy that records which source identified the tenant."""
-        return TenantContext(
-            id=self.id,
-            slug=self.slug,
-            status=self.status,
-            name=self.name,
-            plan=self.plan,
-            region=self.region,
-            metadata=self.metadata,
-            source=source,
-            version=self.version,
-        )
+        return dataclasses.replace(self, source=source)
 
     def matches(self, key: TenantKey) -> bool:
         """Whether `key` names this tenant by id or slug (domains are resolved elsewhere)."""
