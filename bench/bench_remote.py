@@ -1,9 +1,10 @@
 """The remote backend's cost per query against a local sqld (started here, stopped at the end).
 
 - select: `SELECT v FROM kv WHERE id = ?` through `RemoteConnection.execute` (one Hrana
-  pipeline request: execute + close), vs the same request through a bare `httpx.AsyncClient`,
-  a bare httpx transport (no client layer), a hand-written HTTP/1.1 exchange on an asyncio
-  socket (the floor sqld sets), and a local `SQLiteConnection` for scale;
+  pipeline request: execute + close) on the default transport (HTTP/1.1 on asyncio and h11)
+  and on `HttpxTransport` (what a proxy setting selects), vs the same request through a bare
+  `httpx.AsyncClient`, a bare httpx transport (no client layer), a hand-written HTTP/1.1
+  exchange on an asyncio socket (the floor sqld sets), and a local `SQLiteConnection`;
 - transaction: a read-modify-write transaction (`BEGIN IMMEDIATE` riding with the SELECT, the
   UPDATE, `COMMIT` + close: three requests);
 - batch: a three-statement atomic batch (one request).
@@ -28,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection  # noqa: E402
+from tenant_middleware.db.hrana import HranaClient, HttpxTransport, RemoteConnection  # noqa: E402
 from tenant_middleware.db.sqlite import SQLiteConnection  # noqa: E402
 from tests.sqld import running_sqld  # noqa: E402
 
@@ -54,9 +55,15 @@ async def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, running_sqld(Path(tmp) / "sqld") as sqld:
         sqld.create_namespace("bench")
         token = sqld.token()
-        async with HranaClient() as client:
+        async with (
+            HranaClient() as client,
+            HranaClient(transport=HttpxTransport(httpx.AsyncClient())) as httpx_client,
+        ):
             conn = RemoteConnection(
                 sqld.url("bench"), token=token, client=client, connect_to=sqld.connect_to
+            )
+            via_httpx = RemoteConnection(
+                sqld.url("bench"), token=token, client=httpx_client, connect_to=sqld.connect_to
             )
             await conn.batch(
                 [
@@ -134,6 +141,9 @@ async def main(n: int) -> None:
                 async def select() -> object:
                     return await conn.execute("SELECT v FROM kv WHERE id = ?", (7,))
 
+                async def httpx_select() -> object:
+                    return await via_httpx.execute("SELECT v FROM kv WHERE id = ?", (7,))
+
                 async def local_select() -> object:
                     return await local.execute("SELECT v FROM kv WHERE id = ?", (7,))
 
@@ -155,6 +165,7 @@ async def main(n: int) -> None:
 
                 variants: dict[str, Call] = {
                     "RemoteConnection.execute SELECT": select,
+                    "RemoteConnection on HttpxTransport": httpx_select,
                     "bare httpx.AsyncClient SELECT": raw_select,
                     "bare httpx transport SELECT": transport_select,
                     "raw asyncio socket SELECT (floor)": socket_select,
@@ -173,6 +184,7 @@ async def main(n: int) -> None:
                 await transport.aclose()
             await local.close()
             await conn.close()
+            await via_httpx.close()
     for name, values in samples.items():
         print(describe(name, values))
 

@@ -1,7 +1,13 @@
 """Async database access: one connection protocol, one backend per kind of URL."""
 
 from tenant_middleware.db.connect import connect
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection, RetryPolicy
+from tenant_middleware.db.hrana import (
+    HranaClient,
+    HttpxTransport,
+    PooledTransport,
+    RemoteConnection,
+    RetryPolicy,
+)
 from tenant_middleware.db.protocol import Connection, Executor, Params, ResultSet, Statement, Value
 from tenant_middleware.db.sqlite import SQLiteConnection
 
@@ -9,7 +15,9 @@ __all__ = [
     "Connection",
     "Executor",
     "HranaClient",
+    "HttpxTransport",
     "Params",
+    "PooledTransport",
     "RemoteConnection",
     "ResultSet",
     "RetryPolicy",

@@ -1,7 +1,7 @@
 """Hrana over HTTP: one pipeline request, with credentials, limits, backoff and typed errors.
 
-`HranaClient` owns one `httpx.AsyncClient` (connection limits, timeouts) that every
-`RemoteConnection` of a backend shares. A pipeline request:
+`HranaClient` owns one `Transport` (kept-alive connections, limits, deadlines; see `_http`)
+that every `RemoteConnection` of a backend shares. A pipeline request:
 
 - waits for one of `max_in_flight` slots of its database (a tenant cannot take every
   connection of the client; the client's `max_connections` caps the server as a whole);
@@ -20,13 +20,22 @@ import asyncio
 import json
 import random
 import ssl
+import urllib.request
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
+from tenant_middleware.db._http import (
+    HttpResponse,
+    HttpxTransport,
+    Transport,
+    TransportError,
+    TransportTimeout,
+)
+from tenant_middleware.db._http_pool import PooledTransport
 from tenant_middleware.errors import (
     DatabaseAuthError,
     DatabaseBusy,
@@ -44,6 +53,7 @@ if TYPE_CHECKING:
 
 _jitter = random.SystemRandom()
 _MAX_MESSAGE = 300
+_OK, _UNAUTHORIZED, _FORBIDDEN, _NOT_FOUND, _TOO_MANY_REQUESTS = 200, 401, 403, 404, 429
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -74,10 +84,17 @@ class RetryPolicy:
 class HranaClient:
     """The HTTP client that `RemoteConnection`s of one backend share; close it once, at the end.
 
-    `timeout` bounds each phase of a request (connect, write, read, wait for a pooled
-    connection); `max_connections` caps open HTTP connections, `max_in_flight` the requests
-    in flight to one database. `transport` replaces httpx's (tests, custom routing);
-    `verify` and `trust_env` go to httpx (CA bundle, proxy and `SSL_CERT_FILE` variables).
+    `timeout` is each request's deadline (waiting for a connection, connecting, sending,
+    reading). `max_connections` caps the requests in flight through this client (one
+    connection each) and `max_keepalive_connections` the idle connections kept open;
+    `max_in_flight` caps the requests in flight to one database.
+
+    The transport is `PooledTransport` (HTTP/1.1 on asyncio and h11; `_http_pool` says why not
+    httpx), except when `trust_env` is true and the environment names an HTTP proxy
+    (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`): then requests go through httpx, which speaks to
+    proxies and honours `NO_PROXY`. `transport` replaces either (`HttpxTransport` around an
+    `httpx.AsyncClient` of your own, or a test double). `verify` is an `ssl.SSLContext` or a
+    bool, as in httpx; with `trust_env`, `SSL_CERT_FILE` and `SSL_CERT_DIR` are honoured.
     """
 
     def __init__(
@@ -88,8 +105,8 @@ class HranaClient:
         max_keepalive_connections: int = 20,
         max_in_flight: int = 16,
         retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        verify: ssl.SSLContext | str | bool = True,
+        transport: Transport | None = None,
+        verify: ssl.SSLContext | bool = True,
         trust_env: bool = True,
     ) -> None:
         if timeout <= 0 or max_in_flight < 1:
@@ -97,30 +114,32 @@ class HranaClient:
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._max_in_flight = max_in_flight
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_keepalive_connections
-        )
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout),
-            limits=limits,
-            transport=transport,
-            verify=verify,
-            trust_env=trust_env,
-            follow_redirects=False,
-        )
+        if transport is None:
+            transport = _default_transport(
+                max_connections, max_keepalive_connections, verify=verify, trust_env=trust_env
+            )
+        self._transport = transport
+        self._closed = False
         # One semaphore per database, alive while a request holds or waits for it.
         self._slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
             weakref.WeakValueDictionary()
         )
 
     @property
+    def transport(self) -> Transport:
+        """What sends the requests."""
+        return self._transport
+
+    @property
     def closed(self) -> bool:
         """Whether `aclose()` has run."""
-        return self._http.is_closed
+        return self._closed
 
     async def aclose(self) -> None:
         """Close the pooled HTTP connections; idempotent."""
-        await self._http.aclose()
+        if not self._closed:
+            self._closed = True
+            await self._transport.aclose()
 
     async def __aenter__(self) -> HranaClient:
         return self
@@ -147,22 +166,21 @@ class HranaClient:
         requests: list[Json],
     ) -> Json:
         """Send one pipeline request and return the decoded `PipelineRespBody`."""
-        if self.closed:
+        if self._closed:
             raise DatabaseError(f"{endpoint}: the HTTP client is closed")
-        body = json.dumps({"baton": baton, "requests": requests}, separators=(",", ":"))
-        content = body.encode()
+        content = json.dumps({"baton": baton, "requests": requests}, separators=(",", ":")).encode()
         attempt, refreshed = 0, False
         while True:
             token = await credentials.get()
             response = await self._send(endpoint, token, content)
-            status = response.status_code
-            if status == httpx.codes.OK:
+            status = response.status
+            if status == _OK:
                 return _decode(endpoint, response)
-            if status == httpx.codes.UNAUTHORIZED and not refreshed:
+            if status == _UNAUTHORIZED and not refreshed:
                 refreshed = True
                 if await credentials.refresh(token):
                     continue
-            if status == httpx.codes.TOO_MANY_REQUESTS and baton is None:
+            if status == _TOO_MANY_REQUESTS and baton is None:
                 retry_after = _retry_after(response)
                 if attempt + 1 < self.retry.attempts and (
                     retry_after is None or retry_after <= self.retry.max_delay
@@ -172,46 +190,45 @@ class HranaClient:
                     continue
             raise http_error(endpoint, response, attempts=attempt + 1, token=token)
 
-    async def _send(self, endpoint: Endpoint, token: str | None, content: bytes) -> httpx.Response:
-        headers = {"Content-Type": "application/json"}
+    async def _send(self, endpoint: Endpoint, token: str | None, content: bytes) -> HttpResponse:
+        headers = [("Content-Type", "application/json")]
         if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        if endpoint.host_header is not None:
-            headers["Host"] = endpoint.host_header
-        extensions: dict[str, Any] = {}
-        if endpoint.sni_hostname is not None:
-            extensions["sni_hostname"] = endpoint.sni_hostname
-        request = self._http.build_request(
-            "POST", endpoint.pipeline_url, content=content, headers=headers, extensions=extensions
-        )
+            headers.append(("Authorization", f"Bearer {token}"))
         async with self._slot(endpoint):
             try:
-                response = await self._http.send(request, stream=True)
-                try:
-                    await response.aread()
-                    if response.status_code != httpx.codes.OK:
-                        await _discard_connection(response)
-                finally:
-                    await response.aclose()
-            except httpx.TimeoutException as exc:
-                raise DatabaseError(
-                    f"{endpoint}: no answer within {self.timeout:g}s ({type(exc).__name__})"
-                ) from exc
-            except httpx.HTTPError as exc:
-                raise DatabaseError(f"{endpoint}: {type(exc).__name__}: {exc}") from exc
-        return response
+                return await self._transport.post(
+                    endpoint.route, headers, content, time_limit=self.timeout
+                )
+            except TransportTimeout as exc:
+                raise DatabaseError(f"{endpoint}: no answer within {self.timeout:g}s") from exc
+            except TransportError as exc:
+                raise DatabaseError(f"{endpoint}: {_scrub(str(exc), token)}") from exc
 
 
-async def _discard_connection(response: httpx.Response) -> None:
-    # sqld closes the connection after refusing a request whose body it did not read (401,
-    # 404, 429...), and the next request sent on it, by any task, would fail. Close it before
-    # it goes back to the pool, which then drops it (`network_stream`: an httpcore extension).
-    stream = response.extensions.get("network_stream")
-    if stream is not None:
-        await stream.aclose()
+def _default_transport(
+    max_connections: int, max_idle: int, *, verify: ssl.SSLContext | bool, trust_env: bool
+) -> Transport:
+    if trust_env and _proxy_configured():
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_idle)
+        client = httpx.AsyncClient(
+            limits=limits, verify=verify, trust_env=True, follow_redirects=False
+        )
+        return HttpxTransport(client)
+    # httpx's own choice of CAs (certifi, or SSL_CERT_FILE/SSL_CERT_DIR with trust_env).
+    context = httpx.create_ssl_context(verify=verify, trust_env=trust_env)
+    return PooledTransport(ssl_context=context, max_connections=max_connections, max_idle=max_idle)
 
 
-def _decode(endpoint: Endpoint, response: httpx.Response) -> Json:
+def _proxy_configured() -> bool:
+    proxies = urllib.request.getproxies_environment()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
+def _scrub(message: str, token: str | None) -> str:
+    return message.replace(token, "[token]") if token else message
+
+
+def _decode(endpoint: Endpoint, response: HttpResponse) -> Json:
     try:
         body = response.json()
     except ValueError as exc:
@@ -221,8 +238,8 @@ def _decode(endpoint: Endpoint, response: httpx.Response) -> Json:
     return body
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
+def _retry_after(response: HttpResponse) -> float | None:
+    value = response.headers.get("retry-after", "")
     try:
         seconds = float(value)
     except ValueError:
@@ -231,21 +248,20 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def http_error(
-    endpoint: Endpoint, response: httpx.Response, *, attempts: int = 1, token: str | None = None
+    endpoint: Endpoint, response: HttpResponse, *, attempts: int = 1, token: str | None = None
 ) -> DatabaseError:
     """Translate a failed pipeline response into the library's error of that kind."""
-    status = response.status_code
+    status = response.status
+    # A proxy's error page could echo the request; never let the token through.
     message, code = _server_error(response)
-    if token:
-        # A proxy's error page could echo the request; never let the token through.
-        message = message.replace(token, "[token]")
+    message = _scrub(message, token)
     detail = f"{endpoint}: {message}"
-    if status in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+    if status in (_UNAUTHORIZED, _FORBIDDEN):
         refusal = "refused the token" if status == 401 else "does not allow this with the token"
         return DatabaseAuthError(f"{endpoint}: the server {refusal} ({message})", status=status)
-    if status == httpx.codes.NOT_FOUND:
+    if status == _NOT_FOUND:
         return DatabaseNotFound(f"{detail} (HTTP 404)")
-    if status == httpx.codes.TOO_MANY_REQUESTS:
+    if status == _TOO_MANY_REQUESTS:
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return DatabaseBusy(f"{detail} (HTTP 429{tries})")
     if code == "STREAM_EXPIRED":
@@ -253,7 +269,7 @@ def http_error(
     return DatabaseError(f"{detail} (HTTP {status}{f', {code}' if code else ''})")
 
 
-def _server_error(response: httpx.Response) -> tuple[str, str | None]:
+def _server_error(response: HttpResponse) -> tuple[str, str | None]:
     # sqld answers {"error": "..."} or a Hrana Error {"message", "code"}, proxies plain text.
     try:
         body = response.json()
@@ -265,4 +281,4 @@ def _server_error(response: httpx.Response) -> tuple[str, str | None]:
         if isinstance(message, str) and message:
             return message[:_MAX_MESSAGE], code if isinstance(code, str) else None
     text = response.text.strip()
-    return (text[:_MAX_MESSAGE] or response.reason_phrase or "no detail"), None
+    return (text[:_MAX_MESSAGE] or response.reason or "no detail"), None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+from tenant_middleware.db._http import Route
 from tenant_middleware.errors import ConfigError
 
 _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https", "libsql": "https"}
@@ -25,9 +26,7 @@ class Endpoint:
     """Where a remote database's pipeline requests go."""
 
     url: str  # the database as the user named it, normalised: scheme://host[:port][/path]
-    pipeline_url: str  # where the requests are sent (`connect_to` applied)
-    host_header: str | None  # the Host to send when it differs from the connect address
-    sni_hostname: str | None
+    route: Route  # where its pipeline requests go (`connect_to` applied)
 
     def __str__(self) -> str:
         return self.url
@@ -72,15 +71,26 @@ def parse(
     authority = bracketed if port is None else f"{bracketed}:{port}"
     path = parts.path.rstrip("/")
     endpoint_url = f"{scheme}://{authority}{path}"
-    if connect_to is None:
-        return Endpoint(endpoint_url, endpoint_url + _PIPELINE, None, None), token
-    target = _connect_address(connect_to, port or _DEFAULT_PORTS[scheme])
-    pipeline_url = f"{scheme}://{target}{path}{_PIPELINE}"
-    sni = host if scheme == "https" else None
-    return Endpoint(endpoint_url, pipeline_url, authority, sni), token
+    tls = scheme == "https"
+    default_port = _DEFAULT_PORTS[scheme]
+    connect_host, connect_port = (
+        (host, port or default_port)
+        if connect_to is None
+        else _connect_address(connect_to, port or default_port)
+    )
+    # The certificate names the database's host even when `connect_to` sends us elsewhere.
+    route = Route(
+        tls=tls,
+        connect_host=connect_host,
+        connect_port=connect_port,
+        server_hostname=host if tls else None,
+        host_header=authority,
+        target=f"{path}{_PIPELINE}",
+    )
+    return Endpoint(endpoint_url, route), token
 
 
-def _connect_address(connect_to: str, default_port: int) -> str:
+def _connect_address(connect_to: str, default_port: int) -> tuple[str, int]:
     try:
         parts = urlsplit(f"//{connect_to.strip()}")
         port = parts.port
@@ -89,5 +99,4 @@ def _connect_address(connect_to: str, default_port: int) -> str:
     host = parts.hostname
     if not host or parts.path or parts.query or parts.username is not None:
         raise ConfigError("connect_to", "expected host[:port], such as 127.0.0.1:8080")
-    bracketed = f"[{host}]" if ":" in host else host
-    return f"{bracketed}:{port or default_port}"
+    return host, port or default_port

@@ -1,4 +1,4 @@
-"""Remote libSQL databases (sqld namespaces, Turso) over Hrana 3 HTTP pipelines, on httpx.
+"""Remote libSQL databases (sqld namespaces, Turso) over Hrana 3 HTTP pipelines.
 
 `RemoteConnection` implements the `Connection` protocol:
 
@@ -28,6 +28,8 @@ from tenant_middleware.db._hrana_credentials import Credentials, TokenProvider
 from tenant_middleware.db._hrana_http import HranaClient, RetryPolicy
 from tenant_middleware.db._hrana_stream import Stream
 from tenant_middleware.db._hrana_url import parse
+from tenant_middleware.db._http import HttpxTransport, Transport
+from tenant_middleware.db._http_pool import PooledTransport
 from tenant_middleware.errors import DatabaseBusy, DatabaseError
 
 if TYPE_CHECKING:
@@ -37,7 +39,15 @@ if TYPE_CHECKING:
     from tenant_middleware.db._hrana_protocol import Json
     from tenant_middleware.db.protocol import Executor, Params, ResultSet, Statement
 
-__all__ = ["HranaClient", "RemoteConnection", "RetryPolicy", "TokenProvider"]
+__all__ = [
+    "HranaClient",
+    "HttpxTransport",
+    "PooledTransport",
+    "RemoteConnection",
+    "RetryPolicy",
+    "TokenProvider",
+    "Transport",
+]
 
 T = TypeVar("T")
 

@@ -24,8 +24,22 @@ from tenant_middleware.errors import ConfigError
 def test_urls_normalise_to_http(url: str, expected: str) -> None:
     endpoint, token = parse(url)
     assert endpoint.url == expected
-    assert endpoint.pipeline_url == expected + "/v3/pipeline"
-    assert (endpoint.host_header, endpoint.sni_hostname, token) == (None, None, None)
+    route = endpoint.route
+    assert token is None
+    assert route.url.endswith("/v3/pipeline")
+    assert route.tls is expected.startswith("https")
+    # Without connect_to, the request goes where the URL says and names the same host.
+    assert expected == f"{'https' if route.tls else 'http'}://{route.host_header}" + (
+        route.target.removesuffix("/v3/pipeline")
+    )
+    assert route.server_hostname == (route.connect_host if route.tls else None)
+
+
+def test_default_ports_follow_the_scheme() -> None:
+    secure, _ = parse("libsql://db-org.turso.io")
+    plain, _ = parse("libsql://db.internal?tls=0")
+    assert (secure.route.connect_port, plain.route.connect_port) == (443, 80)
+    assert (secure.route.host_header, plain.route.host_header) == ("db-org.turso.io", "db.internal")
 
 
 def test_the_auth_token_parameter_is_taken_out_of_the_url() -> None:
@@ -58,16 +72,20 @@ def test_unusable_urls_are_config_errors(url: str, message: str) -> None:
 def test_connect_to_keeps_the_host_for_the_host_header_and_sni() -> None:
     endpoint, _ = parse("https://tenant-a.db.internal", connect_to="10.0.0.7:8443")
     assert endpoint.url == "https://tenant-a.db.internal"
-    assert endpoint.pipeline_url == "https://10.0.0.7:8443/v3/pipeline"
-    assert (endpoint.host_header, endpoint.sni_hostname) == (
+    assert endpoint.route.url == "https://10.0.0.7:8443/v3/pipeline"
+    assert (endpoint.route.host_header, endpoint.route.server_hostname) == (
         "tenant-a.db.internal",
         "tenant-a.db.internal",
     )
     plain, _ = parse("http://tenant-a.sqld.test:8080", connect_to="127.0.0.1")
-    assert plain.pipeline_url == "http://127.0.0.1:8080/v3/pipeline"
-    assert (plain.host_header, plain.sni_hostname) == ("tenant-a.sqld.test:8080", None)
+    assert plain.route.url == "http://127.0.0.1:8080/v3/pipeline"
+    assert (plain.route.host_header, plain.route.server_hostname) == (
+        "tenant-a.sqld.test:8080",
+        None,
+    )
     v6, _ = parse("http://ns.x:80", connect_to="[::1]:9000")
-    assert v6.pipeline_url == "http://[::1]:9000/v3/pipeline"
+    assert v6.route.url == "http://[::1]:9000/v3/pipeline"
+    assert v6.route.connect_host == "::1"
 
 
 @pytest.mark.parametrize("connect_to", ["", "127.0.0.1:http", "127.0.0.1/path", "user@host"])

@@ -1,33 +1,50 @@
-"""httpx transports put in front of a real server to count, delay or answer for it."""
+"""Transports put in front of a real server to count, delay or answer for it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-import httpx
+from tenant_middleware.db import PooledTransport
+from tenant_middleware.db._http import HttpResponse, Route, Transport
 
 
-class Recording(httpx.AsyncBaseTransport):
+@dataclass(frozen=True)
+class Sent:
+    """A request as the transport was asked to send it."""
+
+    route: Route
+    headers: dict[str, str]
+    content: bytes
+
+
+class Recording:
     """Forwards to a real transport; records requests and the most that were in flight."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.inner = inner or httpx.AsyncHTTPTransport()
-        self.requests: list[httpx.Request] = []
+    def __init__(self, inner: Transport | None = None) -> None:
+        self.inner = inner or PooledTransport()
+        self.requests: list[Sent] = []
         self.statuses: list[int] = []
         self.in_flight = 0
         self.most_in_flight = 0
         self.delay = 0.0
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
+    def record(self, route: Route, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        self.requests.append(Sent(route, dict(headers), body))
+
+    async def post(
+        self, route: Route, headers: Sequence[tuple[str, str]], body: bytes, *, time_limit: float
+    ) -> HttpResponse:
+        self.record(route, headers, body)
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             if self.delay:
                 await asyncio.sleep(self.delay)
-            response = await self.inner.handle_async_request(request)
-            self.statuses.append(response.status_code)
+            response = await self.inner.post(route, headers, body, time_limit=time_limit)
+            self.statuses.append(response.status)
             return response
         finally:
             self.in_flight -= 1
@@ -36,28 +53,35 @@ class Recording(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+Answer = Callable[[Sent], HttpResponse]
+
+
 class Scripted(Recording):
     """Answers the first requests from a script of canned responses, then forwards."""
 
-    def __init__(self, *answers: Callable[[httpx.Request], httpx.Response]) -> None:
+    def __init__(self, *answers: Answer) -> None:
         super().__init__()
         self.answers = list(answers)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def post(
+        self, route: Route, headers: Sequence[tuple[str, str]], body: bytes, *, time_limit: float
+    ) -> HttpResponse:
         if self.answers:
-            self.requests.append(request)
-            return self.answers.pop(0)(request)
-        return await super().handle_async_request(request)
+            self.record(route, headers, body)
+            return self.answers.pop(0)(self.requests[-1])
+        return await super().post(route, headers, body, time_limit=time_limit)
 
 
-def answer(
-    status: int, body: object = None, headers: dict[str, str] | None = None
-) -> Callable[[httpx.Request], httpx.Response]:
+def answer(status: int, body: object = None, headers: dict[str, str] | None = None) -> Answer:
     """A canned response: JSON when `body` is a dict, text otherwise."""
 
-    def respond(request: httpx.Request) -> httpx.Response:
+    def respond(request: Sent) -> HttpResponse:
+        lowered = {name.lower(): value for name, value in (headers or {}).items()}
         if isinstance(body, dict):
-            return httpx.Response(status, json=body, headers=headers, request=request)
-        return httpx.Response(status, text=str(body or ""), headers=headers, request=request)
+            content = json.dumps(body).encode()
+            lowered.setdefault("content-type", "application/json")
+        else:
+            content = str(body or "").encode()
+        return HttpResponse(status, lowered, content)
 
     return respond
