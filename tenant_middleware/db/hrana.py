@@ -30,14 +30,14 @@ from tenant_middleware.db._hrana_stream import Stream
 from tenant_middleware.db._hrana_url import parse
 from tenant_middleware.db._http import HttpxTransport, Transport
 from tenant_middleware.db._http_pool import PooledTransport
+from tenant_middleware.db._transactions import TransactionalConnection
 from tenant_middleware.errors import DatabaseBusy, DatabaseError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from types import TracebackType
 
     from tenant_middleware.db._hrana_protocol import Json
-    from tenant_middleware.db.protocol import Executor, Params, ResultSet, Statement
+    from tenant_middleware.db.protocol import Params, ResultSet, Statement
 
 __all__ = [
     "HranaClient",
@@ -52,7 +52,7 @@ __all__ = [
 T = TypeVar("T")
 
 
-class RemoteConnection:
+class RemoteConnection(TransactionalConnection):
     """A `Connection` to a remote libSQL database over Hrana HTTP.
 
     `token` is a JWT, or an async callable returning one (asked again when the server answers
@@ -71,15 +71,13 @@ class RemoteConnection:
         connect_to: str | None = None,
         setting: str = "url",
     ) -> None:
+        super().__init__()
         self._endpoint, url_token = parse(url, connect_to=connect_to, setting=setting)
         self._credentials = Credentials(token if token is not None else url_token)
         self._client = client if client is not None else HranaClient()
         self._owns_client = client is None
         self._busy_timeout = busy_timeout
-        self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[Any] | None = None
         self._stream: Stream | None = None  # the open transaction's
-        self._depth = 0
         self._closed = False
 
     @classmethod
@@ -103,7 +101,7 @@ class RemoteConnection:
 
     def _own_stream(self) -> Stream | None:
         # Statements on the connection inside its own transaction run in that transaction.
-        if self._stream is not None and self._owner is asyncio.current_task():
+        if self._stream is not None and self._in_own_transaction():
             return self._stream
         return None
 
@@ -133,8 +131,8 @@ class RemoteConnection:
         )
 
     async def _autocommit(self, requests: list[Json], read: Callable[[list[Json]], T]) -> T:
-        if self._lock.locked() and self._owner is not asyncio.current_task():
-            async with self._lock:  # another task's transaction is open: wait for its end
+        if self._busy_elsewhere():
+            async with self._lock:
                 return await self._send_retrying(requests, read)
         return await self._send_retrying(requests, read)
 
@@ -155,14 +153,6 @@ class RemoteConnection:
                 attempt += 1
             await asyncio.sleep(delay)
 
-    def transaction(self, *, write: bool = True) -> _Transaction:
-        """Open a transaction (`BEGIN IMMEDIATE` to write, `BEGIN DEFERRED` to read).
-
-        Nested in the same task, it becomes a savepoint. Run its statements through the
-        executor it yields; other tasks using this connection wait until it ends.
-        """
-        return _Transaction(self, write)
-
     async def close(self) -> None:
         """Close the connection (and its HTTP client if it owns one); idempotent."""
         if self._closed:
@@ -176,101 +166,42 @@ class RemoteConnection:
             if self._owns_client:
                 await self._client.aclose()
 
+    # -- transactions (the rules are in `_transactions`) ----------------------------------
+    async def _begin(self, write: bool) -> None:
+        # No request yet: the BEGIN rides with the transaction's first statement.
+        self._stream = Stream(
+            self._client,
+            self._endpoint,
+            self._credentials,
+            begin="BEGIN IMMEDIATE" if write else "BEGIN DEFERRED",
+            busy_timeout=self._busy_timeout,
+        )
+
+    def _open_stream(self) -> Stream:
+        if self._stream is None:
+            self._check_open()
+            raise DatabaseError("the transaction has ended")
+        return self._stream
+
+    async def _finish(self, commit: bool) -> None:
+        stream = self._open_stream()
+        await (stream.commit() if commit else stream.rollback())
+
+    async def _savepoint(self, name: str) -> None:
+        await self._open_stream().savepoint(name)
+
+    async def _end_savepoint(self, name: str, commit: bool) -> None:
+        stream = self._open_stream()
+        await (stream.release(name) if commit else stream.rollback_to(name))
+
+    def _transaction_ended(self) -> None:
+        self._stream = None
+
+    async def _execute_in_transaction(self, sql: str, params: Params) -> ResultSet:
+        return await self._open_stream().execute(proto.statement(sql, params))
+
+    async def _batch_in_transaction(self, statements: Sequence[Statement]) -> list[ResultSet]:
+        return await self._open_stream().batch(proto.statements(statements))
+
     def __repr__(self) -> str:
         return f"<RemoteConnection url={self._endpoint.url!r} closed={self._closed}>"
-
-
-class _Transaction:
-    """The async context manager returned by `RemoteConnection.transaction()`."""
-
-    __slots__ = ("_conn", "_executor", "_savepoint", "_write")
-
-    def __init__(self, conn: RemoteConnection, write: bool) -> None:
-        self._conn = conn
-        self._write = write
-        self._savepoint: str | None = None
-        self._executor: _TransactionExecutor | None = None
-
-    async def __aenter__(self) -> Executor:
-        conn = self._conn
-        conn._check_open()
-        stream = conn._own_stream()
-        if stream is not None:
-            conn._depth += 1
-            self._savepoint = f"tx_savepoint_{conn._depth}"
-            try:
-                await stream.savepoint(self._savepoint)
-            except BaseException:
-                conn._depth -= 1
-                raise
-        else:
-            await conn._lock.acquire()
-            if conn._closed:
-                conn._lock.release()
-                conn._check_open()
-            conn._owner = asyncio.current_task()
-            begin = "BEGIN IMMEDIATE" if self._write else "BEGIN DEFERRED"
-            stream = conn._stream = Stream(
-                conn._client,
-                conn._endpoint,
-                conn._credentials,
-                begin=begin,
-                busy_timeout=conn._busy_timeout,
-            )
-        self._executor = _TransactionExecutor(stream)
-        return self._executor
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        conn = self._conn
-        assert self._executor is not None
-        stream = self._executor.stream
-        self._executor.active = False
-        try:
-            if conn.closed:
-                if exc_type is None:
-                    raise DatabaseError("connection closed before the transaction committed")
-                return
-            if self._savepoint is not None:
-                if exc_type is None:
-                    await stream.release(self._savepoint)
-                else:
-                    await stream.rollback_to(self._savepoint)
-            elif exc_type is None:
-                await stream.commit()
-            else:
-                await stream.rollback()
-        finally:
-            if self._savepoint is not None:
-                conn._depth -= 1
-            else:
-                if conn._stream is stream:
-                    conn._stream = None
-                conn._owner = None
-                conn._lock.release()
-
-
-class _TransactionExecutor:
-    """Runs statements on the open transaction's stream."""
-
-    __slots__ = ("active", "stream")
-
-    def __init__(self, stream: Stream) -> None:
-        self.stream = stream
-        self.active = True
-
-    async def execute(self, sql: str, params: Params = ()) -> ResultSet:
-        """Run one statement in the transaction."""
-        if not self.active:
-            raise DatabaseError("the transaction has ended")
-        return await self.stream.execute(proto.statement(sql, params))
-
-    async def batch(self, statements: Sequence[Statement]) -> list[ResultSet]:
-        """Run statements in the transaction, atomically under a savepoint."""
-        if not self.active:
-            raise DatabaseError("the transaction has ended")
-        return await self.stream.batch(proto.statements(statements))
