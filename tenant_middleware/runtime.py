@@ -41,6 +41,7 @@ from tenant_middleware.schema.fleet import (
 from tenant_middleware.schema.ledger import remove_package
 from tenant_middleware.schema.package import SchemaPackage
 from tenant_middleware.schema.service import INSTALLED, UNINSTALLED, SchemaService
+from tenant_middleware.secrets import KeyRing
 from tenant_middleware.secrets.rotation import (
     RotationReport,
     keyring_from_config,
@@ -79,20 +80,28 @@ class TenancyStats:
 def build_provisioner(config: TenancyConfig, *, registry: Registry | None = None) -> Provisioner:
     """The provisioner the config names (`local` files, `sqld` namespaces, `turso` databases).
 
-    The turso provisioner stores each tenant's encrypted token in `registry` (required for it).
+    The turso provisioner stores each tenant's encrypted token in `registry` (required for it),
+    as does the sqld one each namespace's key with `sqld_namespace_keys`.
     """
     if config.provisioner == "turso":
         if registry is None:
             raise ConfigError("provisioner", "the turso provisioner needs the registry")
         return TursoProvisioner.from_config(config, registry=registry)
     if config.provisioner == "sqld":
-        # Validated by the config: the sqld provisioner has its URL, admin URL and key.
+        # Validated by the config: the sqld provisioner has its URL, admin URL and key (and
+        # encryption keys, with namespace keys).
+        keys: dict[str, Any] = {}
+        if config.sqld_namespace_keys:
+            if registry is None:
+                raise ConfigError("sqld_namespace_keys", "namespace keys need the registry")
+            keys = {"registry": registry, "keyring": KeyRing.parse(str(config.encryption_keys))}
         return SqldProvisioner(
             url=str(config.sqld_url),
             admin_url=str(config.sqld_admin_url),
             signing_key_pem=str(config.sqld_signing_key),
             connect_to=config.sqld_connect_to,
             busy_timeout=config.busy_timeout,
+            **keys,
         )
     return LocalProvisioner(config.data_dir, busy_timeout=config.busy_timeout)
 
@@ -518,6 +527,31 @@ class Tenancy:
         keyring = keyring_from_config(self.config.encryption_keys)
         tenants = await self.all_tenants()
         return await rotate_credentials(self.registry, keyring, tenants, dry_run=dry_run)
+
+    async def rotate_credentials(self, tenant_id_or_slug: str) -> TenantContext:
+        """Replace a tenant's database credentials: every earlier token stops working.
+
+        The provisioner invalidates them on the database server and stores a new one (turso,
+        sqld); the local provisioner has none (`ConfigError` naming `provisioner`). The
+        tenant's pool here is closed, so new connections use the new credentials; other app
+        instances pick them up from the control plane when theirs are refused.
+        """
+        rotate = getattr(self.provisioner, "rotate_credentials", None)
+        if rotate is None:
+            raise ConfigError(
+                "provisioner",
+                f"the {self.provisioner.name} provisioner keeps no database credentials to rotate",
+            )
+        tenant = await self.get(tenant_id_or_slug)
+        await rotate(self.provisioner.locate(tenant.id))
+        # Recorded once the server has them: an event for a rotation that failed would lie.
+        await self.registry.record_event(
+            tenant.id, "credentials.rotated", {"provisioner": self.provisioner.name}
+        )
+        await self.pools.discard(tenant.id)
+        self.invalidate(tenant.id)
+        logger.info("tenant credentials rotated", extra={"tenant_id": tenant.id})
+        return tenant
 
     # -- observability --------------------------------------------------------------------
     def invalidate(self, tenant_id: str) -> None:

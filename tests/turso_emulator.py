@@ -16,7 +16,9 @@ per-namespace `jwt_key`), so every earlier token stops working. `block_reads`/`b
 go to the namespace's config.
 
 Fault injection: `fail(status, times=..., retry_after=..., match=...)` answers the next
-matching requests with an error; `delay(seconds, ...)` holds them before answering.
+matching requests with an error; `delay(seconds, ...)` holds them before answering. `clock`
+dates the tokens minted (`iat`, `exp`): set it back and a token minted with `expiration=1h` is
+refused by sqld as expired at once, with no test waiting for it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -257,6 +259,7 @@ class TursoEmulator:
         self.faults: list[Fault] = []
         self.rejected: list[str] = []
         self.requests: list[tuple[str, str, str]] = []  # method, path, query string
+        self.clock: Callable[[], float] = time.time
         self._admin = httpx.AsyncClient(base_url=sqld.admin_url, trust_env=False)
         routes = [
             (f"{ORG}/groups", ["POST"], self._create_group),
@@ -499,7 +502,7 @@ class TursoEmulator:
             seconds = expiry_seconds(expiration)
         except ValueError:
             return 400, {"error": "Invalid expiration format"}
-        now = int(time.time())
+        now = int(self.clock())
         claims: dict[str, Any] = {"iat": now}
         if seconds is not None:
             claims["exp"] = now + seconds

@@ -15,7 +15,7 @@ from tenant_middleware.cli._migrate import migrate
 from tenant_middleware.cli._packages import load_packages, packages_reference
 from tenant_middleware.cli._parser import PROG, build_parser
 from tenant_middleware.cli._render import Output
-from tenant_middleware.cli._rotate import generate_key, rotate_keys
+from tenant_middleware.cli._rotate import generate_key, rotate_credentials, rotate_keys
 from tenant_middleware.cli._session import open_tenancy
 from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import ConfigError, TenancyError
@@ -35,6 +35,7 @@ HANDLERS: dict[str, Handler] = {
     "migrate": migrate,
     "stats": commands.stats,
     "rotate-keys": rotate_keys,
+    "rotate-credentials": rotate_credentials,
 }
 
 

@@ -142,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="print the report as JSON")
 
     sub = command(
+        "rotate-credentials",
+        "replace a tenant's database credentials on its server (turso, sqld); the old ones "
+        "stop working",
+        action="rotate-credentials",
+    )
+    sub.add_argument("tenant", metavar="ID_OR_SLUG")
+
+    sub = command(
         "generate-key",
         "print a new id:key entry for TENANCY_ENCRYPTION_KEYS (prepend it, then rotate-keys)",
         action="generate-key",

@@ -1,4 +1,5 @@
-"""Credential keys: `generate-key` makes an `encryption_keys` entry, `rotate-keys` re-encrypts."""
+"""Credentials: `generate-key` makes an `encryption_keys` entry, `rotate-keys` re-encrypts,
+`rotate-credentials` replaces a tenant's database credentials on its server."""
 
 from __future__ import annotations
 
@@ -59,4 +60,12 @@ async def rotate_keys(tenancy: Tenancy, args: argparse.Namespace, output: Output
             f"{_KEYS} and run rotate-keys again"
         )
         return EXIT_ERROR
+    return EXIT_OK
+
+
+async def rotate_credentials(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`rotate-credentials ID_OR_SLUG`: invalidate a tenant's database credentials, store new."""
+    tenant = await tenancy.rotate_credentials(args.tenant)
+    output.line(f"rotated the database credentials of {tenant.slug} ({tenant.id})")
+    output.note("the earlier ones are refused; app instances pick up the new ones on refusal")
     return EXIT_OK

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 class Provisioner(Protocol):
     """One backend of tenant databases. Every method is idempotent.
 
-    Two more methods are optional (the runtime looks them up with `getattr`):
+    Three more methods are optional (the runtime looks them up with `getattr`):
 
     - `async def block(location, *, reads: bool, writes: bool, reason: str | None = None,
       protect: bool | None = None)`: enforce a lifecycle state on the database server too.
@@ -21,6 +21,12 @@ class Provisioner(Protocol):
       otherwise. A local file has no server to tell (`LocalProvisioner.block` does nothing);
       sqld sets the namespace's `block_reads`/`block_writes` (no delete protection there);
       Turso also sets `delete_protection` from `protect`.
+    - `async def rotate_credentials(location)`: invalidate every credential of the database
+      on its server and store a new one (encrypted, with `Registry.replace_credentials`), so
+      new connections use it and old ones are refused. `Tenancy.rotate_credentials()` calls
+      it, then closes the tenant's pool; without it (a local file has no credentials) the
+      runtime refuses with a `ConfigError` naming `provisioner`. Turso rotates the
+      database's tokens; sqld gives the namespace a new key.
     - `async def aclose()`: release what the provisioner holds (HTTP clients);
       `Tenancy.aclose()` calls it.
     """

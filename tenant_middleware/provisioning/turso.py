@@ -6,7 +6,15 @@
   URL in the registry (`set_credentials`). If minting or storing fails after the database was
   created (not adopted), the database is deleted again and the error re-raised.
 - `exists`: the registry holds the tenant's credentials and the API knows the database.
-- `connect`: the only place the token is decrypted; a `RemoteConnection` to the stored URL.
+- `connect`: a `RemoteConnection` to the stored URL with the stored token, decrypted here. When
+  the database refuses it (401: expired, or rotated out-of-band) the connection asks for
+  another: the registry is read again (another app instance may have stored a new one), and
+  if it still holds the refused token a new one is minted, encrypted and stored with a
+  compare-and-set (`Registry.replace_credentials`), so of two instances refreshing at once
+  one token wins and the other instance uses it. One refresh per tenant at a time in a process.
+- `rotate_credentials`: invalidate every token of the database (`rotate_tokens`), mint a new
+  one and store it (compare-and-set, retried on a concurrent refresh: the token minted after
+  the rotation is the one known to work).
 - `destroy`: delete protection cleared, the database deleted (404 is fine), credentials
   cleared.
 - `block`: `block_reads`/`block_writes` (suspend, archive, restore) and `delete_protection`
@@ -19,9 +27,11 @@ the API URL is `https`, `http://{Hostname}` when it is `http` (a local emulator,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -31,13 +41,15 @@ from tenant_middleware.db.hrana import HranaClient, RemoteConnection
 from tenant_middleware.errors import ConfigError, CredentialError, PlatformNotFound, TenantNotFound
 from tenant_middleware.naming import DatabaseLocation, database_name
 from tenant_middleware.platform.turso import TursoClient
-from tenant_middleware.secrets import KeyRing, token_binding
+from tenant_middleware.secrets import KeyRing, Secret, token_binding
 
 if TYPE_CHECKING:
     from tenant_middleware.config import TenancyConfig
     from tenant_middleware.registry import Registry
 
 logger = logging.getLogger("tenant_middleware.provisioning")
+# Compare-and-set attempts before giving up on a token row that changes under every write.
+_ATTEMPTS = 3
 
 
 def database_scheme(api_url: str) -> str:
@@ -90,6 +102,9 @@ class TursoProvisioner:
         self._hrana_client = (
             hrana_client if hrana_client is not None else HranaClient(timeout=timeout)
         )
+        # Token refreshes in progress, by tenant id: the connections of one tenant's pool
+        # refused together wait for one refresh instead of minting a token each.
+        self._refreshing: dict[str, asyncio.Future[Secret]] = {}
 
     @classmethod
     def from_config(
@@ -162,12 +177,7 @@ class TursoProvisioner:
             if stored_url == url and envelope is not None:
                 return  # a resumed create: the token is stored already
         try:
-            token = await self._api().create_token(
-                created.name, expiration=self.token_expiration, authorization="full-access"
-            )
-            envelope = self._keyring.encrypt(
-                token.jwt, associated_data=token_binding(location.tenant_id)
-            )
+            _, envelope = await self._mint(location)
             await self._registry.set_credentials(
                 location.tenant_id, database_url=url, token_ciphertext=envelope
             )
@@ -200,14 +210,22 @@ class TursoProvisioner:
         return True
 
     async def connect(self, location: DatabaseLocation) -> RemoteConnection:
-        """Open a connection with the stored token (decrypted here, and only here)."""
+        """Open a connection with the stored token; a refused token is replaced (see above)."""
         url, envelope = await self._registry.get_credentials(location.tenant_id)
         if url is None or envelope is None:
             raise CredentialError(f"no database credentials stored for tenant {location.tenant_id}")
-        secret = self._keyring.decrypt(envelope, associated_data=token_binding(location.tenant_id))
+        current = self._open(location.tenant_id, envelope)
+        first = True
 
         async def provide() -> str:
-            return secret.reveal()
+            # Asked once when the connection starts, then only after the server refused the
+            # token this gave it last: that one is what needs replacing.
+            nonlocal current, first
+            if first:
+                first = False
+            else:
+                current = await self._replacement(location, refused=current)
+            return current.reveal()
 
         return RemoteConnection(
             url,
@@ -217,6 +235,88 @@ class TursoProvisioner:
             connect_to=self.connect_to,
             setting="database_url",
         )
+
+    def _open(self, tenant_id: str, envelope: bytes) -> Secret:
+        return self._keyring.decrypt(envelope, associated_data=token_binding(tenant_id))
+
+    async def _mint(self, location: DatabaseLocation) -> tuple[Secret, bytes]:
+        """A new full-access token for the database, and its envelope (bound to the tenant)."""
+        token = await self._api().create_token(
+            location.name, expiration=self.token_expiration, authorization="full-access"
+        )
+        envelope = self._keyring.encrypt(
+            token.jwt, associated_data=token_binding(location.tenant_id)
+        )
+        return Secret(token.jwt), envelope
+
+    async def _replacement(self, location: DatabaseLocation, *, refused: Secret) -> Secret:
+        """A token other than `refused`, from a refresh this process shares per tenant."""
+        token = refused
+        for _ in range(2):
+            flight = self._refreshing.get(location.tenant_id)
+            if flight is None or flight.done():
+                flight = asyncio.ensure_future(self._refresh(location, refused))
+                self._refreshing[location.tenant_id] = flight
+                flight.add_done_callback(partial(self._landed, location.tenant_id))
+            # Shielded: a cancelled request must not cancel the refresh others wait for.
+            token = await asyncio.shield(flight)
+            if token != refused:
+                break
+            # The refresh joined was for an older token and found this one: refresh again.
+        return token
+
+    def _landed(self, tenant_id: str, flight: asyncio.Future[Secret]) -> None:
+        if self._refreshing.get(tenant_id) is flight:
+            del self._refreshing[tenant_id]
+        if not flight.cancelled():
+            flight.exception()  # retrieved: every waiter may have gone (cancelled requests)
+
+    async def _refresh(self, location: DatabaseLocation, refused: Secret) -> Secret:
+        tenant_id = location.tenant_id
+        minted: tuple[Secret, bytes] | None = None
+        for _ in range(_ATTEMPTS):
+            url, envelope = await self._registry.get_credentials(tenant_id)
+            if url is None or envelope is None:
+                raise CredentialError(f"no database credentials stored for tenant {tenant_id}")
+            stored = self._open(tenant_id, envelope)
+            if stored != refused:
+                return stored  # replaced already, by another connection or app instance
+            # Minted once per refresh: a lost compare-and-set over a row that still holds the
+            # refused token (it was only re-encrypted meanwhile) stores the same new token.
+            if minted is None:
+                minted = await self._mint(location)
+            token, fresh = minted
+            if await self._registry.replace_credentials(
+                tenant_id, expected=envelope, database_url=url, token_ciphertext=fresh
+            ):
+                logger.info("refused database token replaced", extra={"tenant_id": tenant_id})
+                return token
+            # Another instance stored a token first: the next read finds and uses it.
+        raise CredentialError(f"the stored token of tenant {tenant_id} kept changing")
+
+    async def rotate_credentials(self, location: DatabaseLocation) -> None:
+        """Invalidate every token of the database, then mint a new one and store it encrypted.
+
+        Connections still holding an old token are refused (401) and pick the new one up
+        from the registry.
+        """
+        tenant_id = location.tenant_id
+        url, envelope = await self._registry.get_credentials(tenant_id)
+        if url is None or envelope is None:
+            raise CredentialError(f"no database credentials stored for tenant {tenant_id}")
+        await self._api().rotate_tokens(location.name)
+        _, fresh = await self._mint(location)
+        for _ in range(_ATTEMPTS):
+            if await self._registry.replace_credentials(
+                tenant_id, expected=envelope, database_url=url, token_ciphertext=fresh
+            ):
+                return
+            # A refresh stored a token meanwhile, maybe one minted before the rotation (and
+            # so void): ours, minted after it, is known to work and goes in over it.
+            url, envelope = await self._registry.get_credentials(tenant_id)
+            if url is None or envelope is None:
+                raise CredentialError(f"the credentials of tenant {tenant_id} were removed")
+        raise CredentialError(f"the stored token of tenant {tenant_id} kept changing")
 
     async def destroy(self, location: DatabaseLocation) -> None:
         """Delete the database (delete protection lifted first) and forget its credentials."""

@@ -123,6 +123,24 @@ class Registry(Protocol):
         """
         ...
 
+    async def replace_credentials(
+        self,
+        tenant_id: str,
+        *,
+        expected: bytes | None,
+        database_url: str | None,
+        token_ciphertext: bytes | None,
+    ) -> bool:
+        """Store the credentials only if the stored token is still `expected` (compare-and-set).
+
+        The comparison and the write are one atomic step, so two app instances replacing
+        the same refused token cannot both win. Returns whether this call stored them; False
+        means another writer changed the token since `expected` was read (read again and
+        decide again). `TenantNotFound` if the tenant is gone. Records `credentials_changed`
+        as `set_credentials` does.
+        """
+        ...
+
     async def get_credentials(self, tenant_id: str) -> tuple[str | None, bytes | None]:
         """The tenant's database URL and encrypted token, `(None, None)` when none are stored."""
         ...

@@ -216,6 +216,26 @@ class MemoryRegistry:
         detail = {"database_url": database_url, "token": token_ciphertext is not None}
         self._event(tenant.id, "credentials_changed", detail, self._clock())
 
+    async def replace_credentials(
+        self,
+        tenant_id: str,
+        *,
+        expected: bytes | None,
+        database_url: str | None,
+        token_ciphertext: bytes | None,
+    ) -> bool:
+        """Store the credentials only if the stored token is still `expected`."""
+        tenant = self._get(require_tenant_id(tenant_id))
+        _, stored = self._credentials.get(tenant.id, (None, None))
+        blob = None if token_ciphertext is None else bytes(token_ciphertext)
+        if stored != (None if expected is None else bytes(expected)):
+            return False
+        self._credentials[tenant.id] = (database_url, blob)
+        if blob != stored:
+            detail = {"database_url": database_url, "token": blob is not None}
+            self._event(tenant.id, "credentials_changed", detail, self._clock())
+        return True
+
     async def get_credentials(self, tenant_id: str) -> tuple[str | None, bytes | None]:
         """The tenant's database URL and encrypted token, `(None, None)` when none are stored."""
         tenant = self._get(require_tenant_id(tenant_id))

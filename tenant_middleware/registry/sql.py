@@ -318,6 +318,34 @@ class SQLRegistry:
             detail = {"database_url": database_url, "token": blob is not None}
             await _event(tx, tenant_id, "credentials_changed", detail, now)
 
+    async def replace_credentials(
+        self,
+        tenant_id: str,
+        *,
+        expected: bytes | None,
+        database_url: str | None,
+        token_ciphertext: bytes | None,
+    ) -> bool:
+        """Store the credentials only if the stored token is still `expected`."""
+        tenant_id, now = require_tenant_id(tenant_id), self._clock()
+        blob = None if token_ciphertext is None else bytes(token_ciphertext)
+        was = None if expected is None else bytes(expected)
+        async with self._db.writer().transaction() as tx:
+            # One statement compares and writes: another instance's control-plane write
+            # cannot land between a read here and the update (`IS` also matches NULL).
+            changed = await tx.execute(
+                "UPDATE tenants SET database_url = ?, token_ciphertext = ?"
+                " WHERE id = ? AND token_ciphertext IS ?",
+                (database_url, blob, tenant_id, was),
+            )
+            if not changed.rows_affected:
+                await _require_tenant(tx, tenant_id)
+                return False
+            if blob != was:
+                detail = {"database_url": database_url, "token": blob is not None}
+                await _event(tx, tenant_id, "credentials_changed", detail, now)
+        return True
+
     async def get_credentials(self, tenant_id: str) -> tuple[str | None, bytes | None]:
         """The tenant's database URL and encrypted token, `(None, None)` when none are stored."""
         tenant_id = require_tenant_id(tenant_id)

@@ -10,6 +10,11 @@ Tenants are handled one at a time; a `CredentialError` for one (an envelope unde
 no longer configured, a tampered one) is recorded and the run goes on. Envelopes already under
 the active key are left alone, so a second run rotates nothing. With `dry_run` every envelope
 that would be rotated is opened (so failures show) but nothing is written.
+
+Each write is a compare-and-set (`Registry.replace_credentials`) against the envelope read: an
+app instance may re-mint a refused token and store it meanwhile, and that newer token must not
+be overwritten by the re-encrypted old one. On a conflict the row is read again and handled
+afresh (usually it is then already under the active key, and counted as current).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tenant_middleware.errors import ConfigError, CredentialError, TenantNotFound
-from tenant_middleware.secrets._keyring import KeyRing, key_id_of, token_binding
+from tenant_middleware.secrets._keyring import CREDENTIAL_BINDINGS, KeyRing, key_id_of
 from tenant_middleware.secrets._keys import SETTING
 
 if TYPE_CHECKING:
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
 
 # Where envelopes whose header cannot be read are counted.
 UNREADABLE = "(unreadable)"
+# Reads of a tenant's token before giving up on a row that changes under every write.
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,38 +117,17 @@ async def rotate_credentials(
     failed: list[RotationFailure] = []
     current = 0
     for tenant in tenants:
-        try:
-            url, envelope = await registry.get_credentials(tenant.id)
-        except TenantNotFound:
-            continue  # deleted since it was listed: nothing left to rotate
-        if envelope is None:
+        seen = await _rotate_one(registry, keyring, tenant, dry_run=dry_run)
+        if seen is None:
             continue
-        try:
-            key_id = key_id_of(envelope)
-        except CredentialError as exc:
-            before[UNREADABLE] += 1
-            after[UNREADABLE] += 1
-            failed.append(RotationFailure(tenant.id, tenant.slug, None, str(exc)))
-            continue
-        before[key_id] += 1
-        if not keyring.needs_rotation(envelope):
-            after[key_id] += 1
+        before[seen.before] += 1
+        after[seen.after] += 1
+        if seen.failure is not None:
+            failed.append(seen.failure)
+        elif seen.rotated:
+            rotated.append(tenant.id)
+        else:
             current += 1
-            continue
-        binding = token_binding(tenant.id)
-        try:
-            fresh = keyring.reencrypt(envelope, associated_data=binding)
-            if not dry_run:
-                await registry.set_credentials(tenant.id, database_url=url, token_ciphertext=fresh)
-        except CredentialError as exc:
-            after[key_id] += 1
-            failed.append(RotationFailure(tenant.id, tenant.slug, exc.key_id or key_id, str(exc)))
-            continue
-        except TenantNotFound:
-            before[key_id] -= 1
-            continue
-        after[keyring.active_key_id] += 1
-        rotated.append(tenant.id)
     return RotationReport(
         active_key_id=keyring.active_key_id,
         dry_run=dry_run,
@@ -151,6 +137,65 @@ async def rotate_credentials(
         current=current,
         failed=tuple(failed),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """One tenant's stored token: its key id before and after, and what was done."""
+
+    before: str
+    after: str
+    rotated: bool = False
+    failure: RotationFailure | None = None
+
+
+async def _rotate_one(
+    registry: Registry, keyring: KeyRing, tenant: TenantContext, *, dry_run: bool
+) -> _Seen | None:
+    """Rotate one tenant's token; None when it has none (or is gone)."""
+    for _ in range(_ATTEMPTS):
+        try:
+            url, envelope = await registry.get_credentials(tenant.id)
+        except TenantNotFound:
+            return None  # deleted since it was listed: nothing left to rotate
+        if envelope is None:
+            return None
+        try:
+            key_id = key_id_of(envelope)
+        except CredentialError as exc:
+            failure = RotationFailure(tenant.id, tenant.slug, None, str(exc))
+            return _Seen(UNREADABLE, UNREADABLE, failure=failure)
+        if not keyring.needs_rotation(envelope):
+            return _Seen(key_id, key_id)
+        try:
+            fresh = _reencrypt(keyring, envelope, tenant.id)
+            stored = dry_run or await registry.replace_credentials(
+                tenant.id, expected=envelope, database_url=url, token_ciphertext=fresh
+            )
+        except CredentialError as exc:
+            failure = RotationFailure(tenant.id, tenant.slug, exc.key_id or key_id, str(exc))
+            return _Seen(key_id, key_id, failure=failure)
+        except TenantNotFound:
+            return None
+        if stored:
+            return _Seen(key_id, keyring.active_key_id, rotated=True)
+        # The token changed since it was read (a refused token re-minted and stored by an
+        # app instance): writing the stale one back would undo that, so read it again.
+    reason = "the stored token kept changing while it was rotated; run the rotation again"
+    return _Seen(key_id, key_id, failure=RotationFailure(tenant.id, tenant.slug, key_id, reason))
+
+
+def _reencrypt(keyring: KeyRing, envelope: bytes, tenant_id: str) -> bytes:
+    """Re-seal an envelope under the binding it was sealed with: a Turso token's or a sqld
+    namespace key's (both live in the same column); the last `CredentialError` otherwise."""
+    error: CredentialError | None = None
+    for binding in CREDENTIAL_BINDINGS:
+        try:
+            return keyring.reencrypt(envelope, associated_data=binding(tenant_id))
+        except CredentialError as exc:
+            error = exc
+    assert error is not None
+    raise error
 
 
 def _sorted(counts: Counter[str]) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -375,3 +376,77 @@ async def test_set_installation_errors(registry: Registry) -> None:
     with pytest.raises(InvalidIdentifier):
         await registry.installations("nope")
     assert await registry.installations(tenant.id) == []
+
+
+# -- credentials: compare-and-set ---------------------------------------------------------
+
+URL = "libsql://t-abc.example.turso.io"
+
+
+async def test_replace_credentials_writes_only_over_the_expected_token(
+    registry: Registry,
+) -> None:
+    tenant = await make(registry, "acme")
+    # Nothing stored yet: only `expected=None` matches.
+    assert not await registry.replace_credentials(
+        tenant.id, expected=b"old", database_url=URL, token_ciphertext=b"new"
+    )
+    assert await registry.get_credentials(tenant.id) == (None, None)
+    assert await registry.replace_credentials(
+        tenant.id, expected=None, database_url=URL, token_ciphertext=b"first"
+    )
+    assert await registry.get_credentials(tenant.id) == (URL, b"first")
+
+    # A writer still holding the token it read first loses to the one that replaced it.
+    assert await registry.replace_credentials(
+        tenant.id, expected=b"first", database_url=URL, token_ciphertext=b"second"
+    )
+    assert not await registry.replace_credentials(
+        tenant.id, expected=b"first", database_url=URL, token_ciphertext=b"stale"
+    )
+    assert await registry.get_credentials(tenant.id) == (URL, b"second")
+
+    # Clearing is a replacement too, and a memoryview compares as its bytes.
+    assert await registry.replace_credentials(
+        tenant.id, expected=memoryview(b"second"), database_url=None, token_ciphertext=None
+    )
+    assert await registry.get_credentials(tenant.id) == (None, None)
+
+    changes = [e.detail for e in await registry.events(tenant.id) if e.kind != "created"]
+    assert changes == [  # one event per stored change, none for a lost compare-and-set
+        {"database_url": URL, "token": True},
+        {"database_url": URL, "token": True},
+        {"database_url": None, "token": False},
+    ]
+    current = await registry.lookup(TenantKey("id", tenant.id))
+    assert current is not None
+    assert current.version == tenant.version  # credentials are not part of the context
+
+
+async def test_concurrent_replacements_of_one_token_admit_exactly_one(
+    registry: Registry,
+) -> None:
+    tenant = await make(registry, "acme")
+    await registry.set_credentials(tenant.id, database_url=URL, token_ciphertext=b"refused")
+    won = await asyncio.gather(
+        *(
+            registry.replace_credentials(
+                tenant.id, expected=b"refused", database_url=URL, token_ciphertext=f"n{i}".encode()
+            )
+            for i in range(8)
+        )
+    )
+    assert won.count(True) == 1
+    _, stored = await registry.get_credentials(tenant.id)
+    assert stored == f"n{won.index(True)}".encode()
+
+
+async def test_replace_credentials_of_an_unknown_tenant(registry: Registry) -> None:
+    with pytest.raises(TenantNotFound):
+        await registry.replace_credentials(
+            new_tenant_id(), expected=None, database_url=URL, token_ciphertext=b"x"
+        )
+    with pytest.raises(InvalidIdentifier):
+        await registry.replace_credentials(
+            "nope", expected=None, database_url=URL, token_ciphertext=b"x"
+        )

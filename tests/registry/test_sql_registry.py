@@ -74,7 +74,7 @@ async def test_memory_url_shares_one_database(tmp_path: Path) -> None:
 async def test_an_unreachable_remote_url_fails_at_start() -> None:
     # Port 9 (discard) on the loopback: nothing listens, nothing leaves the machine.
     registry = SQLRegistry("libsql://127.0.0.1:9?tls=0")
-    with pytest.raises(DatabaseError, match=r"http://127\.0\.0\.1:9: ConnectError"):
+    with pytest.raises(DatabaseError, match=r"127\.0\.0\.1:9: cannot connect: ConnectionRefused"):
         await registry.start()
 
 
@@ -145,6 +145,32 @@ async def test_two_registries_on_one_file_see_each_others_writes(url: str) -> No
         assert (seen.status, seen.version) == (TenantStatus.SUSPENDED, 2)
         with pytest.raises(DuplicateTenant):
             await second.create(tenant_id=new_tenant_id(), slug="acme")
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_two_registries_replacing_one_token_admit_exactly_one(url: str) -> None:
+    # Two app instances, each with its own writer connection to the control plane, both
+    # replace the token they both read: the compare-and-set lets exactly one of them win.
+    first, second = SQLRegistry(url), SQLRegistry(url)
+    await asyncio.gather(first.start(), second.start())
+    try:
+        tenant = await first.create(tenant_id=new_tenant_id(), slug="acme")
+        await first.set_credentials(tenant.id, database_url="libsql://db", token_ciphertext=b"old")
+        won = await asyncio.gather(
+            *(
+                registry.replace_credentials(
+                    tenant.id, expected=b"old", database_url="libsql://db", token_ciphertext=new
+                )
+                for registry, new in ((first, b"a"), (second, b"b"), (first, b"c"), (second, b"d"))
+            )
+        )
+        assert won.count(True) == 1
+        _, stored = await second.get_credentials(tenant.id)
+        assert stored == b"abcd"[won.index(True) : won.index(True) + 1]
+        changes = [e for e in await first.events(tenant.id) if e.kind == "credentials_changed"]
+        assert len(changes) == 2  # the set, and the one replacement that won
     finally:
         await first.close()
         await second.close()

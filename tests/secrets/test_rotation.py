@@ -149,3 +149,85 @@ async def test_tenancy_rotate_keys_needs_the_keys(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             await tenancy.rotate_keys(dry_run=True)
     assert caught.value.setting == "encryption_keys"
+
+
+class RacingRegistry(MemoryRegistry):
+    """Between rotation's read of a row and its write, another writer stores a new token in it
+    (an app instance re-minting a refused token): `races` times, each sealed by `ring`."""
+
+    def __init__(self, ring: KeyRing, races: int) -> None:
+        super().__init__()
+        self.ring, self.races = ring, races
+        self.outcomes: list[bool] = []
+
+    async def replace_credentials(
+        self,
+        tenant_id: str,
+        *,
+        expected: bytes | None,
+        database_url: str | None,
+        token_ciphertext: bytes | None,
+    ) -> bool:
+        if self.races:
+            self.races -= 1
+            fresh = self.ring.encrypt(
+                f"{TOKEN}-refreshed-{self.races}", associated_data=token_binding(tenant_id)
+            )
+            await self.set_credentials(tenant_id, database_url=database_url, token_ciphertext=fresh)
+        won = await super().replace_credentials(
+            tenant_id,
+            expected=expected,
+            database_url=database_url,
+            token_ciphertext=token_ciphertext,
+        )
+        self.outcomes.append(won)
+        return won
+
+
+def _token(blob: bytes, tenant: TenantContext) -> str:
+    return NEW.decrypt(blob, associated_data=token_binding(tenant.id)).reveal()
+
+
+async def test_a_token_refreshed_under_the_new_key_meanwhile_is_kept_and_counted_current() -> None:
+    registry = RacingRegistry(NEW, races=1)
+    [acme] = (await _fleet(registry, OLD, ["acme"])).values()
+
+    report = await rotate_credentials(registry, NEW, [acme])
+
+    assert registry.outcomes == [False]  # the stale re-encryption did not land
+    _, blob = await _stored(registry, acme)
+    assert _token(blob, acme) == f"{TOKEN}-refreshed-0"  # not the old token written back
+    assert key_id_of(blob) == "k2"
+    assert report.ok
+    assert (report.rotated, report.current) == ((), 1)
+    assert (report.before, report.after) == ({"k2": 1}, {"k2": 1})
+
+
+async def test_a_token_refreshed_under_the_old_key_meanwhile_is_the_one_rotated() -> None:
+    registry = RacingRegistry(OLD, races=1)
+    [acme] = (await _fleet(registry, OLD, ["acme"])).values()
+
+    report = await rotate_credentials(registry, NEW, [acme])
+
+    assert registry.outcomes == [False, True]
+    _, blob = await _stored(registry, acme)
+    assert key_id_of(blob) == "k2"
+    assert _token(blob, acme) == f"{TOKEN}-refreshed-0"
+    assert report.rotated == (acme.id,)
+    assert (report.before, report.after) == ({"k1": 1}, {"k2": 1})
+
+
+async def test_a_row_that_changes_under_every_write_is_reported_not_overwritten() -> None:
+    registry = RacingRegistry(OLD, races=100)
+    tenants = await _fleet(registry, OLD, ["acme"])
+    acme = tenants["acme"]
+
+    report = await rotate_credentials(registry, NEW, [acme])
+
+    assert registry.outcomes == [False, False, False]
+    [failure] = report.failed
+    assert (failure.slug, failure.key_id) == ("acme", "k1")
+    assert "kept changing" in failure.reason
+    _, blob = await _stored(registry, acme)
+    assert key_id_of(blob) == "k1"
+    assert _token(blob, acme).startswith(f"{TOKEN}-refreshed-")

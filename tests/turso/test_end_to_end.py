@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -78,6 +79,20 @@ async def test_rotating_tokens_invalidates_the_old_ones(
     assert caught.value.status == 401
     new = (await turso.create_token(db_name)).jwt
     await open_db(hostname, new).execute("SELECT 1")
+
+
+async def test_a_token_past_its_expiration_is_refused(
+    turso: TursoClient, emulator: TursoEmulator, open_db: OpenDb, db_name: str
+) -> None:
+    hostname = await _database(turso, db_name)
+    emulator.clock = lambda: time.time() - 7200  # minted two hours ago...
+    expired = (await turso.create_token(db_name, expiration="1h")).jwt  # ...for one hour
+    emulator.clock = time.time
+    with pytest.raises(DatabaseAuthError) as caught:
+        await open_db(hostname, expired).execute("SELECT 1")
+    assert caught.value.status == 401
+    current = (await turso.create_token(db_name, expiration="1h")).jwt
+    await open_db(hostname, current).execute("SELECT 1")
 
 
 async def test_token_minting_failure_then_delete_leaves_no_orphan(
