@@ -80,6 +80,7 @@ class TenancyConfig:
     sqld_admin_url: str | None = None
     sqld_signing_key: str | None = field(default=None, repr=False)
     sqld_connect_to: str | None = None
+    sqld_namespace_keys: bool = False
     turso_organization: str | None = None
     turso_api_token: str | None = field(default=None, repr=False)
     turso_group: str = "default"
@@ -262,6 +263,15 @@ class TenancyConfig:
             not self.sqld_connect_to.strip() or "/" in self.sqld_connect_to
         ):
             raise ConfigError("sqld_connect_to", "expected host:port, such as 127.0.0.1:8080")
+        if self.sqld_namespace_keys:
+            if not self.encryption_keys:
+                raise ConfigError(
+                    "encryption_keys",
+                    "sqld_namespace_keys needs it: namespace keys are stored encrypted",
+                )
+            from tenant_middleware.secrets import KeyRing
+
+            KeyRing.parse(self.encryption_keys)
 
     def _check_control_plane(self) -> None:
         from tenant_middleware.db.connect import is_remote

@@ -15,8 +15,20 @@ with a `CredentialError` naming the missing key id. Nothing here logs; decrypted
 `Secret`s, which show as `***`.
 """
 
-from tenant_middleware.secrets._keyring import KeyRing, key_id_of, token_binding
+from tenant_middleware.secrets._keyring import (
+    KeyRing,
+    key_id_of,
+    namespace_key_binding,
+    token_binding,
+)
 from tenant_middleware.secrets._keys import generate_key
 from tenant_middleware.secrets._secret import Secret
 
-__all__ = ["KeyRing", "Secret", "generate_key", "key_id_of", "token_binding"]
+__all__ = [
+    "KeyRing",
+    "Secret",
+    "generate_key",
+    "key_id_of",
+    "namespace_key_binding",
+    "token_binding",
+]

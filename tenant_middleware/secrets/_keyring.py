@@ -118,6 +118,21 @@ def token_binding(tenant_id: str) -> bytes:
     return b"tenant-middleware:database-token:" + tenant_id.encode("utf-8")
 
 
+def namespace_key_binding(tenant_id: str) -> bytes:
+    """The associated data that binds a tenant's sqld namespace signing key to its row.
+
+    Distinct from `token_binding`, so a Turso token envelope cannot stand in for a key.
+    """
+    if not tenant_id:
+        raise ValueError("namespace_key_binding needs the tenant id")
+    return b"tenant-middleware:namespace-key:" + tenant_id.encode("utf-8")
+
+
+# Every binding a stored credential envelope may be sealed with, for code (key rotation) that
+# re-encrypts envelopes without knowing which provisioner sealed them.
+CREDENTIAL_BINDINGS = (token_binding, namespace_key_binding)
+
+
 def _header(key_id: str) -> bytes:
     raw = key_id.encode("ascii")
     return MAGIC + VERSION + bytes([len(raw)]) + raw
