@@ -67,6 +67,7 @@ class TenancyConfig:
     # -- context cache ----------------------------------------------------------------
     cache_ttl: float = 60.0
     negative_cache_ttl: float = 5.0
+    cache_sync_interval: float = 1.0
     cache_max_entries: int = 10_000
     # -- control plane ----------------------------------------------------------------
     data_dir: Path = Path(".tenancy")
@@ -198,7 +199,7 @@ class TenancyConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, "must be greater than zero")
-        for name in ("negative_cache_ttl", "jwt_leeway"):
+        for name in ("negative_cache_ttl", "jwt_leeway", "cache_sync_interval"):
             if getattr(self, name) < 0:
                 raise ConfigError(name, "must not be negative")
         for name in (

@@ -49,6 +49,7 @@ from tenant_middleware.secrets.rotation import (
 )
 from tenant_middleware.sources import build_sources
 from tenant_middleware.sources.base import TenantSource
+from tenant_middleware.sync import ChangeFollower
 from tenant_middleware.validation import (
     new_tenant_id,
     normalize_tenant_id,
@@ -66,6 +67,10 @@ _TRANSITION_EVENTS = {
     TenantStatus.ARCHIVED: "archived",
     TenantStatus.ACTIVE: "restored",
 }
+# Control-plane events (`tenant_middleware.sync`) after which a key may now resolve, and after
+# which a tenant's open connections must go.
+_NEW_KEY_EVENTS = frozenset({"created", "domain_added"})
+_POOL_CLOSING_EVENTS = frozenset({"deleted", "credentials_changed", "credentials.rotated"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +161,11 @@ class Tenancy:
         )
         self._provisioning: dict[str, asyncio.Future[TenantContext]] = {}
         self._hooks = Hooks()
+        self.change_follower: ChangeFollower | None = None
+        if config.cache_sync_interval > 0:
+            self.change_follower = ChangeFollower(
+                self.registry, self.apply_changes, interval=config.cache_sync_interval
+            )
         # Whether start() has completed and aclose() has not run since; a plain attribute
         # because the middleware reads it on every request.
         self.started = False
@@ -174,11 +184,15 @@ class Tenancy:
             if not self.started:
                 await self.registry.start()
                 self.pools.start()
+                if self.change_follower is not None:
+                    await self.change_follower.start()
                 self.started = True
 
     async def aclose(self) -> None:
         """Close pools, sources and the control plane; idempotent."""
         async with self._start_lock:
+            if self.change_follower is not None:
+                await self.change_follower.aclose()
             await self.pools.aclose()
             for source in self.sources:
                 close = getattr(source, "aclose", None)
@@ -438,10 +452,13 @@ class Tenancy:
         tenant = await self.get(tenant_id_or_slug)
         return await self.registry.domains(tenant.id)
 
-    async def events(self, tenant_id_or_slug: str, *, limit: int = 100) -> Sequence[TenantEvent]:
-        """The tenant's audit trail, oldest first."""
+    async def events(
+        self, tenant_id_or_slug: str, *, limit: int = 100, latest: bool = False
+    ) -> Sequence[TenantEvent]:
+        """The tenant's audit trail, oldest first: its first `limit` events, or with `latest`
+        its last `limit`."""
         tenant = await self.get(tenant_id_or_slug)
-        return await self.registry.events(tenant.id, limit=limit)
+        return await self.registry.events(tenant.id, limit=limit, latest=latest)
 
     # -- operator API: schema -------------------------------------------------------------
     async def migrate(
@@ -557,6 +574,32 @@ class Tenancy:
     def invalidate(self, tenant_id: str) -> None:
         """Drop the tenant from this process's context cache; its next request reloads it."""
         self.cache.invalidate(tenant_id)
+
+    async def apply_changes(self, events: Sequence[TenantEvent], overflow: bool = False) -> None:
+        """Bring this process up to date with changes recorded in the control plane (by any
+        process): the `ChangeFollower` calls it with the events it has not seen yet.
+
+        Each changed tenant leaves the cache; a tenant that stopped being servable (suspended,
+        archived, deleted) or got new credentials also has its pool closed; new tenants and
+        domains clear the negative cache. `overflow` (too many events to read) clears the
+        whole cache instead.
+        """
+        if overflow:
+            self.cache.clear()
+            return
+        # The cache first, for every event: from then on requests see the new state (a
+        # suspended tenant is refused) while the pools close.
+        for event in events:
+            self.cache.invalidate(event.tenant_id)
+        if any(event.kind in _NEW_KEY_EVENTS for event in events):
+            self.cache.invalidate_negative()
+        for tenant_id in dict.fromkeys(
+            event.tenant_id
+            for event in events
+            if event.kind in _POOL_CLOSING_EVENTS
+            or (event.kind == "status_changed" and event.detail.get("to") != "active")
+        ):
+            await self.pools.discard(tenant_id)
 
     def stats(self) -> TenancyStats:
         """Return the runtime's counters."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,8 @@ async def open_tenancy(
     config: TenancyConfig, packages: Sequence[SchemaPackage]
 ) -> AsyncIterator[Tenancy]:
     """Start a `Tenancy` (opening the control plane) and close it when the command is done."""
-    tenancy = Tenancy(config, packages=packages)
+    # A command serves no requests: it has no cache to keep in step with other processes.
+    tenancy = Tenancy(dataclasses.replace(config, cache_sync_interval=0), packages=packages)
     try:
         await tenancy.start()
     except DatabaseError as exc:

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from tenant_middleware.runtime import Tenancy
 
 _PAGE = 500
-# The registry returns events oldest first; read this many to show the latest ones.
-_EVENT_WINDOW = 1000
 
 
 async def provision(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
@@ -68,7 +66,7 @@ async def show(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> in
     """`show ID_OR_SLUG`: the tenant, its domains and its latest events."""
     tenant = await tenancy.get(args.tenant)
     domains = await tenancy.domains(tenant.id)
-    events = list(await tenancy.events(tenant.id, limit=_EVENT_WINDOW))[-args.events :]
+    events = await tenancy.events(tenant.id, limit=args.events, latest=True)
     if args.json:
         output.json(
             {

@@ -103,8 +103,22 @@ class Registry(Protocol):
         """Append an event to the tenant's audit trail."""
         ...
 
-    async def events(self, tenant_id: str, *, limit: int = 100) -> Sequence[TenantEvent]:
-        """The tenant's events, oldest first."""
+    async def events(
+        self, tenant_id: str, *, limit: int = 100, latest: bool = False
+    ) -> Sequence[TenantEvent]:
+        """The tenant's first `limit` events (`latest`: its last `limit`), oldest first."""
+        ...
+
+    async def last_event_id(self) -> int:
+        """The id of the newest event of any tenant (0 when there is none)."""
+        ...
+
+    async def events_after(self, event_id: int, *, limit: int) -> Sequence[TenantEvent]:
+        """Events of every tenant with an id above `event_id`, oldest first, at most `limit`.
+
+        Ids grow in the order events were committed, so a reader that remembers the last id
+        it saw misses none (`tenant_middleware.sync`).
+        """
         ...
 
     async def set_installation(

@@ -167,10 +167,23 @@ class MemoryRegistry:
             raise ValueError("an event needs a kind")
         self._event(tenant_id, kind, detail, self._clock())
 
-    async def events(self, tenant_id: str, *, limit: int = 100) -> Sequence[TenantEvent]:
-        """The tenant's events, oldest first."""
+    async def events(
+        self, tenant_id: str, *, limit: int = 100, latest: bool = False
+    ) -> Sequence[TenantEvent]:
+        """The tenant's first `limit` events (`latest`: its last `limit`), oldest first."""
         tenant_id, limit = require_tenant_id(tenant_id), require_positive("limit", limit)
-        return [e for e in self._events if e.tenant_id == tenant_id][:limit]
+        events = [e for e in self._events if e.tenant_id == tenant_id]
+        return events[-limit:] if latest else events[:limit]
+
+    async def last_event_id(self) -> int:
+        """The id of the newest event of any tenant (0 when there is none)."""
+        return self._events[-1].id if self._events else 0
+
+    async def events_after(self, event_id: int, *, limit: int) -> Sequence[TenantEvent]:
+        """Events of every tenant with an id above `event_id`, oldest first, at most `limit`."""
+        limit = require_positive("limit", limit)
+        # Ids are positions + 1: the events after `event_id` start at index `event_id`.
+        return self._events[max(event_id, 0) : max(event_id, 0) + limit]
 
     async def set_installation(
         self, tenant_id: str, package: str, version: str, status: str

@@ -34,6 +34,12 @@ if TYPE_CHECKING:
     from tenant_middleware.registry.base import PackageInstallation, TenantEvent
 
 _SELECT = f"SELECT {TENANT_COLUMNS} FROM tenants t"  # noqa: S608 -- constant text
+_FIRST_EVENTS = (
+    "SELECT id, kind, at, detail FROM tenant_events WHERE tenant_id = ? ORDER BY id LIMIT ?"
+)
+_LATEST_EVENTS = (
+    "SELECT id, kind, at, detail FROM tenant_events WHERE tenant_id = ? ORDER BY id DESC LIMIT ?"
+)
 _BY_KEY = {
     "id": f"{_SELECT} WHERE t.id = ?",
     "slug": f"{_SELECT} WHERE t.slug = ?",
@@ -255,15 +261,32 @@ class SQLRegistry:
             raise ValueError("an event needs a kind")
         await _event(self._db.writer(), tenant_id, kind, detail, self._clock())
 
-    async def events(self, tenant_id: str, *, limit: int = 100) -> Sequence[TenantEvent]:
-        """The tenant's events, oldest first."""
+    async def events(
+        self, tenant_id: str, *, limit: int = 100, latest: bool = False
+    ) -> Sequence[TenantEvent]:
+        """The tenant's first `limit` events (`latest`: its last `limit`), oldest first."""
         tenant_id = require_tenant_id(tenant_id)
+        query = _LATEST_EVENTS if latest else _FIRST_EVENTS
         result = await self._db.reader().execute(
-            "SELECT id, kind, at, detail FROM tenant_events WHERE tenant_id = ? ORDER BY id"
-            " LIMIT ?",
-            (tenant_id, require_positive("limit", limit)),
+            query, (tenant_id, require_positive("limit", limit))
         )
-        return [event_from_row(tenant_id, row) for row in result.rows]
+        rows = reversed(result.rows) if latest else result.rows
+        return [event_from_row(tenant_id, row) for row in rows]
+
+    async def last_event_id(self) -> int:
+        """The id of the newest event of any tenant (0 when there is none)."""
+        result = await self._db.reader().execute("SELECT max(id) FROM tenant_events")
+        newest = result.scalar()
+        return int(newest) if isinstance(newest, int) else 0
+
+    async def events_after(self, event_id: int, *, limit: int) -> Sequence[TenantEvent]:
+        """Events of every tenant with an id above `event_id`, oldest first, at most `limit`."""
+        result = await self._db.reader().execute(
+            "SELECT tenant_id, id, kind, at, detail FROM tenant_events WHERE id > ?"
+            " ORDER BY id LIMIT ?",
+            (event_id, require_positive("limit", limit)),
+        )
+        return [event_from_row(str(row[0]), row[1:]) for row in result.rows]
 
     async def set_installation(
         self, tenant_id: str, package: str, version: str, status: str

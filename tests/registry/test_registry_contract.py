@@ -327,6 +327,44 @@ async def test_events_are_per_tenant_and_limited(registry: Registry) -> None:
         await registry.events(acme.id, limit=0)
 
 
+async def test_the_latest_events_come_oldest_first(registry: Registry) -> None:
+    acme = await make(registry, "acme")
+    for i in range(5):
+        await registry.record_event(acme.id, f"step{i}")
+    latest = await registry.events(acme.id, limit=2, latest=True)
+    assert [e.kind for e in latest] == ["step3", "step4"]
+    everything = await registry.events(acme.id, limit=100, latest=True)
+    assert [e.kind for e in everything] == ["created", *(f"step{i}" for i in range(5))]
+
+
+async def test_events_after_an_id_cover_every_tenant_in_order(registry: Registry) -> None:
+    assert await registry.last_event_id() == 0
+    assert await registry.events_after(0, limit=10) == []
+    acme = await make(registry, "acme")
+    mark = await registry.last_event_id()
+    globex = await make(registry, "globex")
+    await registry.set_status(acme.id, TenantStatus.SUSPENDED, reason="unpaid")
+    await registry.add_domain(globex.id, "shop.globex.com")
+    await registry.delete(acme.id)
+    after = await registry.events_after(mark, limit=10)
+    assert [(e.tenant_id, e.kind) for e in after] == [
+        (globex.id, "created"),
+        (acme.id, "status_changed"),
+        (globex.id, "domain_added"),
+        (acme.id, "deleted"),
+    ]
+    assert [e.id for e in after] == sorted(e.id for e in after)
+    assert all(e.id > mark for e in after)
+    assert after[1].detail["to"] == "suspended"
+    assert await registry.last_event_id() == after[-1].id
+    page = await registry.events_after(mark, limit=2)
+    assert page == after[:2]
+    assert await registry.events_after(page[-1].id, limit=10) == after[2:]
+    assert await registry.events_after(after[-1].id, limit=10) == []
+    with pytest.raises(ValueError, match="limit"):
+        await registry.events_after(0, limit=0)
+
+
 async def test_record_event_validates_and_outlives_the_tenant(registry: Registry) -> None:
     tenant = await make(registry, "acme")
     await registry.delete(tenant.id)

@@ -60,7 +60,8 @@ async def test_a_tenant_provisioned_through_one_is_served_by_the_other(
 async def test_a_suspension_reaches_the_other_instance_after_its_cache_ttl(
     make_instance: TenancyFactory,
 ) -> None:
-    one, two = make_instance(), make_instance(cache_ttl=0.5)
+    # Without the change follower: the cache's TTL alone bounds how stale it gets.
+    one, two = make_instance(), make_instance(cache_ttl=0.5, cache_sync_interval=0)
     await one.provision("acme")
     async with client_for(app_for(two), host="acme.example.com") as client:
         assert (await client.get("/whoami")).status_code == 200  # cached by the second instance
@@ -77,7 +78,7 @@ async def test_a_suspension_reaches_the_other_instance_after_its_cache_ttl(
 async def test_a_suspension_reaches_the_other_instance_at_once_after_invalidate(
     make_instance: TenancyFactory,
 ) -> None:
-    one, two = make_instance(), make_instance(cache_ttl=3600)
+    one, two = make_instance(), make_instance(cache_ttl=3600, cache_sync_interval=0)
     acme = await one.provision("acme")
     async with client_for(app_for(two), host="acme.example.com") as client:
         assert (await client.get("/whoami")).status_code == 200
@@ -86,3 +87,23 @@ async def test_a_suspension_reaches_the_other_instance_at_once_after_invalidate(
         assert (await client.get("/whoami")).status_code == 200  # a long TTL: still cached
         two.invalidate(acme.id)
         assert (await client.get("/whoami")).status_code == 403
+
+
+async def test_a_suspension_reaches_the_other_instance_through_the_event_log(
+    make_instance: TenancyFactory,
+) -> None:
+    one, two = make_instance(), make_instance(cache_ttl=3600, cache_sync_interval=0.05)
+    await two.start()
+    await one.provision("acme")
+    async with client_for(app_for(two), host="acme.example.com") as client:
+        assert (await client.get("/query")).status_code == 200
+        await one.suspend("acme")
+        async with asyncio.timeout(10):
+            while (await client.get("/query")).status_code != 403:  # noqa: ASYNC110 -- HTTP
+                await asyncio.sleep(0.02)
+            while two.pools.stats().open_pools:  # noqa: ASYNC110 -- closing as we look
+                await asyncio.sleep(0.02)
+        await one.restore("acme")
+        async with asyncio.timeout(10):
+            while (await client.get("/query")).status_code != 200:  # noqa: ASYNC110 -- HTTP
+                await asyncio.sleep(0.02)

@@ -1,0 +1,107 @@
+"""Seeing other processes' changes: follow the control plane's event log, drop what went stale.
+
+Every change to a tenant (created, status changed, deleted, a domain added or removed,
+credentials replaced...) appends an event to the control plane, whichever process made it: an
+app instance, the CLI, a script. Each `Tenancy` caches tenant contexts for `cache_ttl` and
+keeps pools open; without this, another instance would go on serving a tenant the CLI just
+suspended until its cache entry expired. `ChangeFollower` reads the events after the last one
+it saw, every `interval` seconds (one indexed query on the events' primary key), and hands the
+new ones to the runtime, which invalidates the tenants' cache entries and closes the pools of
+those that stopped being servable.
+
+A control plane that cannot be read is logged and tried again at the next tick; the cache
+entries then stay as they are, bounded by `cache_ttl` as before. When more events arrived than
+one read takes (`batch`), the follower reports an overflow and the runtime drops its whole
+cache rather than miss one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tenant_middleware.registry import Registry, TenantEvent
+
+logger = logging.getLogger("tenant_middleware.sync")
+
+# Called with the new events, oldest first, and whether some were skipped (an overflow).
+ChangeHandler = Callable[[Sequence["TenantEvent"], bool], Awaitable[None]]
+
+
+class ChangeFollower:
+    """Polls `registry` for events newer than the last one seen (see the module docstring)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        on_changes: ChangeHandler,
+        *,
+        interval: float,
+        batch: int = 1000,
+    ) -> None:
+        if interval <= 0 or batch < 1:
+            raise ValueError("interval must be positive and batch at least 1")
+        self._registry = registry
+        self._on_changes = on_changes
+        self.interval = interval
+        self._batch = batch
+        self._cursor: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.polls = 0
+        self.failures = 0
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Start after the newest event: what came before is in the state loaded from now on."""
+        if self.running:
+            return
+        self._cursor = await self._registry.last_event_id()
+        self._task = asyncio.create_task(self._follow(), name="tenant-middleware change follower")
+
+    async def aclose(self) -> None:
+        """Stop following; idempotent."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.poll()
+            except Exception as exc:
+                # The control plane is down or slow: keep the cache (bounded by cache_ttl)
+                # and try again at the next tick.
+                self.failures += 1
+                logger.warning(
+                    "could not read the control plane's changes", extra={"error": repr(exc)}
+                )
+
+    async def poll(self) -> int:
+        """Read the events since the last poll and hand them on; return how many there were."""
+        if self._cursor is None:
+            self._cursor = await self._registry.last_event_id()
+            return 0
+        events = await self._registry.events_after(self._cursor, limit=self._batch + 1)
+        self.polls += 1
+        if not events:
+            return 0
+        overflow = len(events) > self._batch
+        if overflow:
+            # Too many to go through one by one: the handler drops everything instead, and we
+            # go on from the newest event there is.
+            self._cursor = await self._registry.last_event_id()
+            await self._on_changes((), True)
+            return len(events)
+        await self._on_changes(events, False)
+        self._cursor = events[-1].id
+        return len(events)
