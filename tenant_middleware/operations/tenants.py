@@ -1,0 +1,228 @@
+"""Tenants as operators manage them: provision, find, list, suspend, archive, restore, delete,
+domains and the audit trail.
+
+Every lifecycle transition is checked (`lifecycle.check_transition`), enforced on the database
+server first when the provisioner can (`block`: reads and writes blocked, delete protection on
+archive), recorded in the control plane, and followed by the tenant's cache entries being
+invalidated and, unless it became active, its pool closed. Only `delete(destroy_data=True)`
+removes a database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tenant_middleware.errors import DuplicateTenant, TenantNotFound
+from tenant_middleware.hooks import LifecycleEvent
+from tenant_middleware.lifecycle import check_transition
+from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.operations._parts import RuntimeParts
+from tenant_middleware.validation import (
+    new_tenant_id,
+    normalize_tenant_id,
+    require_domain,
+    require_slug,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from tenant_middleware.registry import TenantEvent
+
+logger = logging.getLogger("tenant_middleware")
+_TRANSITION_EVENTS = {
+    TenantStatus.SUSPENDED: "suspended",
+    TenantStatus.ARCHIVED: "archived",
+    TenantStatus.ACTIVE: "restored",
+}
+
+
+class TenantOperations(RuntimeParts):
+    """The tenant operations of `Tenancy`."""
+
+    async def provision(
+        self,
+        slug: str,
+        *,
+        name: str = "",
+        plan: str | None = None,
+        region: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> TenantContext:
+        """Register a tenant, create its database and schema, and make it `active`.
+
+        Provisioning the same slug concurrently happens once. A tenant left `failed` (or
+        `provisioning`, by a crash) is resumed; any other existing slug is `DuplicateTenant`.
+        """
+        await self.start()
+        slug = require_slug(slug)
+        pending = self._provisioning.get(slug)
+        if pending is None:
+            details = {"name": name, "plan": plan, "region": region, "metadata": metadata}
+            pending = asyncio.ensure_future(self._provision(slug, details))
+            self._provisioning[slug] = pending
+            pending.add_done_callback(lambda _: self._provisioning.pop(slug, None))
+        return await asyncio.shield(pending)
+
+    async def _provision(self, slug: str, details: dict[str, Any]) -> TenantContext:
+        existing = await self.registry.lookup(TenantKey("slug", slug))
+        if existing is None:
+            tenant = await self.registry.create(
+                tenant_id=new_tenant_id(), slug=slug, status=TenantStatus.PROVISIONING, **details
+            )
+        elif existing.status is TenantStatus.FAILED:
+            tenant = await self.registry.set_status(
+                existing.id, TenantStatus.PROVISIONING, reason="retry"
+            )
+        elif existing.status is TenantStatus.PROVISIONING:
+            tenant = existing
+        else:
+            raise DuplicateTenant(f"slug {slug!r} is taken")
+        try:
+            active = await self._workflow.run(tenant)
+        except Exception as exc:
+            await self._hooks.emit(
+                LifecycleEvent("provisioning_failed", tenant, {"error": str(exc)})
+            )
+            raise
+        finally:
+            # Whatever happened, requests must see the new state, not a cached one.
+            self.invalidate(tenant.id)
+            self.cache.invalidate_negative()
+        logger.info("tenant provisioned", extra={"tenant_id": active.id})
+        await self._hooks.emit(LifecycleEvent("provisioned", active))
+        return active
+
+    async def get(self, tenant_id_or_slug: str) -> TenantContext:
+        """Return a tenant by id or slug, fresh from the control plane; `TenantNotFound`."""
+        await self.start()
+        tenant_id = normalize_tenant_id(tenant_id_or_slug)
+        key = (
+            TenantKey("id", tenant_id)
+            if tenant_id is not None
+            else TenantKey("slug", require_slug(tenant_id_or_slug))
+        )
+        tenant = await self.registry.lookup(key)
+        if tenant is None:
+            raise TenantNotFound(f"no tenant {tenant_id_or_slug[:80]!r}")
+        return tenant
+
+    async def list(
+        self,
+        *,
+        status: TenantStatus | None = None,
+        plan: str | None = None,
+        limit: int = 100,
+        after_slug: str | None = None,
+    ) -> Sequence[TenantContext]:
+        """List tenants ordered by slug; page with `after_slug`."""
+        await self.start()
+        return await self.registry.list(
+            status=status, plan=plan, limit=limit, after_slug=after_slug
+        )
+
+    async def all_tenants(self, *, status: TenantStatus | None = None) -> Sequence[TenantContext]:
+        """Every tenant (paged through the control plane), ordered by slug."""
+        tenants: builtins.list[TenantContext] = []
+        after: str | None = None
+        while True:
+            page = await self.list(status=status, limit=500, after_slug=after)
+            tenants.extend(page)
+            if len(page) < 500:
+                return tenants
+            after = page[-1].slug
+
+    async def suspend(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
+        """Refuse the tenant's requests with 403 until `restore()` (a server blocks them too)."""
+        return await self._transition(tenant_id_or_slug, TenantStatus.SUSPENDED, reason)
+
+    async def archive(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
+        """Keep the data, refuse requests (410) until `restore()`; a server blocks them too."""
+        return await self._transition(tenant_id_or_slug, TenantStatus.ARCHIVED, reason)
+
+    async def restore(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
+        """Make a suspended or archived tenant active again (and unblock it on its server)."""
+        return await self._transition(tenant_id_or_slug, TenantStatus.ACTIVE, reason)
+
+    async def delete(self, tenant_id_or_slug: str, *, destroy_data: bool = False) -> None:
+        """Archive the tenant; with `destroy_data=True` delete its database and record."""
+        tenant = await self.get(tenant_id_or_slug)
+        if not destroy_data:
+            if tenant.status is not TenantStatus.ARCHIVED:
+                await self._transition(tenant.id, TenantStatus.ARCHIVED, "deleted")
+            return
+        if tenant.status is not TenantStatus.ARCHIVED:
+            # Archived first, so no request can reopen the database while it is removed.
+            await self.registry.set_status(tenant.id, TenantStatus.ARCHIVED, reason="deleting")
+            self.invalidate(tenant.id)
+        await self.pools.discard(tenant.id)
+        await self.provisioner.destroy(self.provisioner.locate(tenant.id))
+        await self.registry.delete(tenant.id)
+        self.invalidate(tenant.id)
+        logger.info("tenant deleted with its data", extra={"tenant_id": tenant.id})
+        await self._hooks.emit(LifecycleEvent("deleted", tenant, {"destroy_data": True}))
+
+    async def _transition(
+        self, tenant_id_or_slug: str, target: TenantStatus, reason: str | None
+    ) -> TenantContext:
+        tenant = await self.get(tenant_id_or_slug)
+        check_transition(tenant.status, target)
+        block = getattr(self.provisioner, "block", None)
+        if block is not None:
+            # The server first: if it refuses, nothing changed; suspended and archived
+            # tenants are blocked there too, so no connection can read or write around us.
+            # Archived data is also protected from deletion (Turso); restore lifts that.
+            closed = target is not TenantStatus.ACTIVE
+            protect: bool | None = None
+            if target is TenantStatus.ARCHIVED:
+                protect = True
+            elif tenant.status is TenantStatus.ARCHIVED:
+                protect = False
+            await block(
+                self.provisioner.locate(tenant.id),
+                reads=closed,
+                writes=closed,
+                reason=reason,
+                protect=protect,
+            )
+        updated = await self.registry.set_status(tenant.id, target, reason=reason)
+        self.invalidate(tenant.id)
+        if target is not TenantStatus.ACTIVE:
+            await self.pools.discard(tenant.id)
+        logger.info("tenant status changed", extra={"tenant_id": tenant.id, "status": target.value})
+        await self._hooks.emit(
+            LifecycleEvent(_TRANSITION_EVENTS[target], updated, {"reason": reason})
+        )
+        return updated
+
+    async def add_domain(self, tenant_id_or_slug: str, domain: str) -> None:
+        """Route requests for `domain` to the tenant (one tenant per domain)."""
+        tenant = await self.get(tenant_id_or_slug)
+        await self.registry.add_domain(tenant.id, require_domain(domain))
+        self.cache.invalidate_negative()
+
+    async def remove_domain(self, domain: str) -> None:
+        """Stop routing `domain`; its tenant is unaffected otherwise. `TenantNotFound` when no
+        tenant has it (a typo must not pass for a removal)."""
+        await self.start()
+        domain = require_domain(domain)
+        tenant_id = await self.registry.remove_domain(domain)
+        if tenant_id is None:
+            raise TenantNotFound(f"no tenant has the domain {domain!r}")
+        self.invalidate(tenant_id)
+
+    async def domains(self, tenant_id_or_slug: str) -> Sequence[str]:
+        """The tenant's custom domains."""
+        tenant = await self.get(tenant_id_or_slug)
+        return await self.registry.domains(tenant.id)
+
+    async def events(
+        self, tenant_id_or_slug: str, *, limit: int = 100, latest: bool = False
+    ) -> Sequence[TenantEvent]:
+        """The tenant's audit trail, oldest first: its first `limit` events, or with `latest`
+        its last `limit`."""
+        tenant = await self.get(tenant_id_or_slug)
+        return await self.registry.events(tenant.id, limit=limit, latest=latest)
