@@ -38,7 +38,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from tenant_middleware.db.hrana import HranaClient, RemoteConnection
-from tenant_middleware.errors import ConfigError, CredentialError, PlatformNotFound, TenantNotFound
+from tenant_middleware.errors import (
+    ConfigError,
+    CredentialError,
+    PlatformConflict,
+    PlatformNotFound,
+    TenantNotFound,
+)
 from tenant_middleware.naming import DatabaseLocation, database_name
 from tenant_middleware.platform.turso import TursoClient
 from tenant_middleware.secrets import KeyRing, Secret, token_binding
@@ -319,8 +325,19 @@ class TursoProvisioner:
         raise CredentialError(f"the stored token of tenant {tenant_id} kept changing")
 
     async def destroy(self, location: DatabaseLocation) -> None:
-        """Delete the database (delete protection lifted first) and forget its credentials."""
+        """Delete the database (delete protection lifted first) and forget its credentials.
+
+        A database of that name in another group is not this provisioner's: `PlatformConflict`,
+        and nothing is changed.
+        """
         try:
+            existing = await self._api().get_database(location.name)
+            if existing.group is not None and existing.group != self.group:
+                raise PlatformConflict(
+                    f"database {location.name!r} belongs to group {existing.group!r},"
+                    f" not {self.group!r}: not deleted",
+                    status=409,
+                )
             await self._api().update_configuration(location.name, delete_protection=False)
             await self._api().delete_database(location.name)
         except PlatformNotFound:

@@ -2,7 +2,9 @@
 
 Every step is idempotent, so an attempt that died half-way (a crash, a killed process) is
 resumed by the next one. A step that fails compensates: the database it may have created is
-destroyed (no orphan), and the tenant is left `failed` with the reason, never `active`.
+destroyed (no orphan), and the tenant is left `failed` with the reason, never `active`. One
+failure destroys nothing: a `PlatformConflict` from the database step, which says the name
+belongs to a database that is not this tenant's (a Turso database of another group).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tenant_middleware.errors import ProvisioningError
+from tenant_middleware.errors import PlatformConflict, ProvisioningError
 from tenant_middleware.models import TenantContext, TenantStatus
 
 if TYPE_CHECKING:
@@ -51,12 +53,19 @@ class ProvisioningWorkflow:
             step = "activate"
             return await self._registry.set_status(tenant.id, TenantStatus.ACTIVE)
         except Exception as exc:
-            await self._compensate(tenant, step, exc)
+            # Not ours to remove: the name is held by someone else's database.
+            ours = not (step == "database" and isinstance(exc, PlatformConflict))
+            await self._compensate(tenant, step, exc, destroy=ours)
             raise ProvisioningError(f"provisioning failed at the {step} step: {exc}") from exc
 
-    async def _compensate(self, tenant: TenantContext, step: str, error: Exception) -> None:
+    async def _compensate(
+        self, tenant: TenantContext, step: str, error: Exception, *, destroy: bool
+    ) -> None:
         reason = f"{step}: {error}"[:_REASON_LIMIT]
         logger.warning("provisioning failed; rolling back", extra={"tenant_id": tenant.id})
+        if not destroy:
+            await self._registry.set_status(tenant.id, TenantStatus.FAILED, reason=reason)
+            return
         try:
             await self._provisioner.destroy(self._provisioner.locate(tenant.id))
         except Exception as cleanup_error:
