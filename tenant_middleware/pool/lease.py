@@ -1,4 +1,9 @@
-"""`PooledConnection`: what a handler holds while it has a tenant's connection."""
+"""What a handler holds while it has a tenant's connection.
+
+`Lease` is the `async with` that takes a connection from the pool and gives it back,
+`PooledConnection` the handle the block uses, and `WriterGate` the per-tenant lock that
+serialises its write transactions.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from tenant_middleware.errors import DatabaseError
 
 if TYPE_CHECKING:
     from tenant_middleware.db.protocol import Connection, Executor, Params, ResultSet, Statement
+    from tenant_middleware.pool._tenant_pool import TenantPool
+    from tenant_middleware.pool.manager import PoolManager
 
 
 class WriterGate:
@@ -95,3 +102,32 @@ class PooledConnection:
     def __repr__(self) -> str:
         state = "released" if self._released else "leased"
         return f"<PooledConnection tenant={self.tenant_id} {state}>"
+
+
+class Lease:
+    """The `async with` of `PoolManager.connection()`.
+
+    A class rather than an `@asynccontextmanager`: every request goes through it, and a
+    generator-based context manager costs several times more.
+    """
+
+    __slots__ = ("_lease", "_manager", "_pool", "_tenant_id")
+
+    def __init__(self, manager: PoolManager, tenant_id: str) -> None:
+        self._manager = manager
+        self._tenant_id = tenant_id
+        self._pool: TenantPool | None = None
+        self._lease: PooledConnection | None = None
+
+    async def __aenter__(self) -> PooledConnection:
+        pool, connection = await self._manager._acquire(self._tenant_id)
+        self._pool = pool
+        self._lease = PooledConnection(self._tenant_id, connection, pool.gate)
+        return self._lease
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        pool, lease = self._pool, self._lease
+        if pool is None or lease is None:
+            return
+        self._pool = self._lease = None
+        await self._manager._release(pool, lease._release())

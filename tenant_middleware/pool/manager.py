@@ -14,64 +14,34 @@
   event wakes one waiter, so thousands of waiters cost no more per release than one.
 - Connections idle longer than `idle_timeout` are closed by `reap()`, which a background task
   runs; pools left empty are dropped.
+
+The pools and the count of their connections are kept by the base class in `_pools`; `Lease`
+and the handle it yields live in `lease`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
-import weakref
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import TenantUnavailable
-from tenant_middleware.pool.lease import PooledConnection, WriterGate
-from tenant_middleware.pool.stats import PoolCounters, PoolStats
+from tenant_middleware.pool._pools import Opener, Prepare, TenantPools
+from tenant_middleware.pool.lease import Lease
 
 if TYPE_CHECKING:
+    from collections import deque
+
     from tenant_middleware.db.protocol import Connection
+    from tenant_middleware.pool._tenant_pool import TenantPool, Waiter
+    from tenant_middleware.pool.stats import PoolStats
 
-logger = logging.getLogger("tenant_middleware.pool")
-
-Opener = Callable[[str], Awaitable["Connection"]]
-Prepare = Callable[[str], Awaitable["Connection | None"]]
-
-
-# A waiter is woken with a connection handed over to it, or with None: "look again".
-_Waiter = asyncio.Future["Connection | None"]
+__all__ = ["Lease", "Opener", "PoolManager", "Prepare"]
 
 
-class _TenantPool:
-    __slots__ = (
-        "gate",
-        "idle",
-        "in_use",
-        "last_used",
-        "opening",
-        "retired",
-        "tenant_id",
-        "waiters",
-    )
-
-    def __init__(self, tenant_id: str, gate: WriterGate, now: float) -> None:
-        self.tenant_id = tenant_id
-        self.gate = gate
-        self.idle: list[tuple[Connection, float]] = []  # LIFO: warm connections first
-        self.in_use = 0
-        self.opening = 0
-        self.last_used = now
-        self.retired = False
-        self.waiters: deque[_Waiter] = deque()  # requests waiting for one of its connections
-
-    @property
-    def size(self) -> int:
-        return len(self.idle) + self.in_use + self.opening
-
-
-class PoolManager:
+class PoolManager(TenantPools):
     """Lease connections to tenants' databases."""
 
     def __init__(
@@ -87,23 +57,17 @@ class PoolManager:
         retry_after: int = 5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._opener = opener
-        self._prepare = prepare
-        self._max_pools = max_pools
+        super().__init__(
+            opener,
+            prepare=prepare,
+            max_pools=max_pools,
+            max_connections=max_connections,
+            clock=clock,
+        )
         self._per_tenant = max_connections_per_tenant
-        self._max_connections = max_connections
         self._acquire_timeout = acquire_timeout
         self._idle_timeout = idle_timeout
         self._retry_after = retry_after
-        self._clock = clock
-        self._pools: OrderedDict[str, _TenantPool] = OrderedDict()
-        self._creating: dict[str, asyncio.Future[_TenantPool]] = {}
-        # Gates outlive a retired pool while a writer still holds them, so a recreated pool
-        # of the same tenant shares its predecessor's gate.
-        self._gates: weakref.WeakValueDictionary[str, WriterGate] = weakref.WeakValueDictionary()
-        self._waiters: deque[_Waiter] = deque()  # requests waiting for room under the cap
-        self._open = 0  # connections open or being opened, in all pools
-        self._counters = PoolCounters()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -119,7 +83,7 @@ class PoolManager:
         if self._closed:
             raise TenantUnavailable("the pool manager is closed", retry_after=self._retry_after)
 
-    async def _acquire(self, tenant_id: str) -> tuple[_TenantPool, Connection]:
+    async def _acquire(self, tenant_id: str) -> tuple[TenantPool, Connection]:
         self._check_open()
         self._counters.acquisitions += 1
         deadline = self._clock() + self._acquire_timeout
@@ -152,21 +116,6 @@ class PoolManager:
             if handed is not None:
                 return pool, handed  # still counted in use: the releaser handed it over
 
-    async def _open_connection(self, pool: _TenantPool) -> Connection:
-        pool.opening += 1
-        self._open += 1
-        try:
-            connection = await self._opener(pool.tenant_id)
-        except BaseException:
-            self._open -= 1
-            pool.opening -= 1
-            self._room_freed(pool)
-            raise
-        pool.opening -= 1
-        pool.in_use += 1
-        self._counters.connections_opened += 1
-        return connection
-
     def _timed_out(self) -> TenantUnavailable:
         self._counters.timeouts += 1
         return TenantUnavailable(
@@ -174,12 +123,12 @@ class PoolManager:
         )
 
     async def _wait(
-        self, pool: _TenantPool, queue: deque[_Waiter], deadline: float, *, first: bool
+        self, pool: TenantPool, queue: deque[Waiter], deadline: float, *, first: bool
     ) -> Connection | None:
         remaining = deadline - self._clock()
         if remaining <= 0:
             raise self._timed_out()
-        waiter: _Waiter = asyncio.get_running_loop().create_future()
+        waiter: Waiter = asyncio.get_running_loop().create_future()
         if first:
             queue.append(waiter)
         else:
@@ -194,7 +143,7 @@ class PoolManager:
             self._abandon(pool, queue, waiter)
             raise
 
-    def _abandon(self, pool: _TenantPool, queue: deque[_Waiter], waiter: _Waiter) -> None:
+    def _abandon(self, pool: TenantPool, queue: deque[Waiter], waiter: Waiter) -> None:
         """A waiter leaves (timeout, cancellation): pass on what it was given, if anything."""
         if not waiter.done() or waiter.cancelled():  # a timeout cancels it with the task
             waiter.cancel()
@@ -207,21 +156,7 @@ class PoolManager:
         elif self._check_in(pool, handed):
             self._schedule_close(handed, pool)
 
-    @staticmethod
-    def _wake_one(queue: deque[_Waiter]) -> None:
-        while queue:
-            waiter = queue.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
-    def _room_freed(self, pool: _TenantPool | None) -> None:
-        # One connection fewer: room under the global cap, and in its pool.
-        self._wake_one(self._waiters)
-        if pool is not None and not pool.retired:
-            self._wake_one(pool.waiters)
-
-    def _check_in(self, pool: _TenantPool, connection: Connection) -> bool:
+    def _check_in(self, pool: TenantPool, connection: Connection) -> bool:
         """Take a connection back: to a waiter, or idle; True if it must be closed instead."""
         pool.in_use -= 1
         now = self._clock()
@@ -239,90 +174,11 @@ class PoolManager:
         self._wake_one(self._waiters)
         return False
 
-    async def _release(self, pool: _TenantPool, connection: Connection) -> None:
+    async def _release(self, pool: TenantPool, connection: Connection) -> None:
         if self._check_in(pool, connection):
             await self._close_connection(connection, pool)
 
     # -- pools ----------------------------------------------------------------------------
-    async def _pool(self, tenant_id: str) -> _TenantPool:
-        pool = self._pools.get(tenant_id)
-        if pool is not None:
-            self._pools.move_to_end(tenant_id)
-            return pool
-        pending = self._creating.get(tenant_id)
-        if pending is None:
-            pending = asyncio.ensure_future(self._create_pool(tenant_id))
-            pending.add_done_callback(_retrieve_exception)
-            self._creating[tenant_id] = pending
-        return await asyncio.shield(pending)
-
-    async def _create_pool(self, tenant_id: str) -> _TenantPool:
-        try:
-            adopted = await self._prepare(tenant_id) if self._prepare is not None else None
-            while len(self._pools) >= self._max_pools:
-                _, oldest = self._pools.popitem(last=False)
-                self._retire(oldest)
-                self._counters.evictions += 1
-            gate = self._gates.get(tenant_id)
-            if gate is None:
-                gate = self._gates[tenant_id] = WriterGate()
-            pool = _TenantPool(tenant_id, gate, self._clock())
-            surplus = None
-            if adopted is not None:
-                # The connection prepare() used (to migrate, say) becomes the first idle one.
-                if self._open < self._max_connections:
-                    self._open += 1
-                    self._counters.connections_opened += 1
-                    pool.idle.append((adopted, self._clock()))
-                    self._wake_one(self._waiters)
-                else:
-                    surplus = adopted
-            # Evicting and adding happen without an await between them, so concurrent
-            # creations never hold more than `max_pools` pools.
-            self._pools[tenant_id] = pool
-            self._counters.pools_created += 1
-            if surplus is not None:
-                await surplus.close()
-            return pool
-        finally:
-            del self._creating[tenant_id]
-
-    def _retire(self, pool: _TenantPool) -> None:
-        pool.retired = True
-        idle, pool.idle = pool.idle, []
-        for connection, _ in idle:
-            self._schedule_close(connection, pool)
-        # Its waiters look again: they find (or create) the tenant's next pool.
-        while pool.waiters:
-            self._wake_one(pool.waiters)
-
-    def _close_one_idle(self, *, except_pool: _TenantPool) -> None:
-        for pool in self._pools.values():  # least recently used first
-            if pool is not except_pool and pool.idle:
-                connection, _ = pool.idle.pop(0)
-                # The caller takes the room at once: nobody else is woken for it.
-                self._schedule_close(connection, pool, wake=False)
-                return
-
-    def _schedule_close(
-        self, connection: Connection, pool: _TenantPool | None, *, wake: bool = True
-    ) -> None:
-        # Counted as closed at once, so the cap frees up without waiting for the thread.
-        self._open -= 1
-        self._counters.connections_closed += 1
-        task = asyncio.ensure_future(connection.close())
-        task.add_done_callback(_log_close_failure)
-        if wake:
-            self._room_freed(pool)
-
-    async def _close_connection(self, connection: Connection, pool: _TenantPool | None) -> None:
-        self._open -= 1
-        self._counters.connections_closed += 1
-        try:
-            await connection.close()
-        finally:
-            self._room_freed(pool)
-
     async def discard(self, tenant_id: str) -> None:
         """Retire a tenant's pool (suspension, archival, deletion); leases in use finish."""
         pool = self._pools.pop(tenant_id, None)
@@ -391,43 +247,3 @@ class PoolManager:
             idle=idle,
             waiting=len(self._waiters) + sum(len(p.waiters) for p in self._pools.values()),
         )
-
-
-class Lease:
-    """The `async with` of `PoolManager.connection()`.
-
-    A class rather than an `@asynccontextmanager`: every request goes through it, and a
-    generator-based context manager costs several times more.
-    """
-
-    __slots__ = ("_lease", "_manager", "_pool", "_tenant_id")
-
-    def __init__(self, manager: PoolManager, tenant_id: str) -> None:
-        self._manager = manager
-        self._tenant_id = tenant_id
-        self._pool: _TenantPool | None = None
-        self._lease: PooledConnection | None = None
-
-    async def __aenter__(self) -> PooledConnection:
-        pool, connection = await self._manager._acquire(self._tenant_id)
-        self._pool = pool
-        self._lease = PooledConnection(self._tenant_id, connection, pool.gate)
-        return self._lease
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        pool, lease = self._pool, self._lease
-        if pool is None or lease is None:
-            return
-        self._pool = self._lease = None
-        await self._manager._release(pool, lease._release())
-
-
-def _retrieve_exception(future: asyncio.Future[_TenantPool]) -> None:
-    # Every waiter gets the error; this only keeps asyncio from logging it a second time.
-    if not future.cancelled():
-        future.exception()
-
-
-def _log_close_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.warning("closing a pooled connection failed", exc_info=task.exception())

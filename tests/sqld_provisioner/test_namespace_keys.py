@@ -242,6 +242,25 @@ async def test_the_stored_key_is_ciphertext_bound_to_the_tenant_and_a_wrong_keyr
 
 
 # -- lifecycle ------------------------------------------------------------------------------
+async def test_a_key_ring_that_cannot_open_the_key_still_suspends_and_deletes(
+    make_sqld_tenancy: SqldTenancyFactory, sqld: SqldServer
+) -> None:
+    tenancy = keyed(make_sqld_tenancy)
+    acme = await tenancy.provision("acme")
+    on_server = server_config(sqld, acme.id)["jwt_key"]
+    assert on_server
+    # An instance whose key ring lost the key: it cannot serve the tenant, but an operator
+    # must still be able to stop it on the server (fail closed), and to delete it.
+    stranger = keyed(make_sqld_tenancy, registry=tenancy.registry, encryption_keys=OTHER_KEYS)
+    await stranger.suspend("acme")
+    config = server_config(sqld, acme.id)
+    assert (config["block_reads"], config["block_writes"]) == (True, True)
+    assert config["jwt_key"] == on_server  # the server's key was kept, not cleared
+    assert admin_status(sqld, database_name(acme.id)) == 200
+    await stranger.delete("acme", destroy_data=True)
+    assert admin_status(sqld, database_name(acme.id)) == 404
+
+
 async def test_suspend_and_restore_keep_the_namespace_key_on_the_server(
     make_sqld_tenancy: SqldTenancyFactory, sqld: SqldServer, hrana_client: HranaClient
 ) -> None:

@@ -127,9 +127,9 @@ async def test_tokens_are_cached_until_shortly_before_they_expire(sqld: SqldServ
         assert provisioner.token() == first
         claims = jwt.decode(first, sqld.key.public_key(), algorithms=["EdDSA"])
         assert 3500 <= claims["exp"] - time.time() <= 3600
-        provisioner._token_expires = time.time() + 60  # within the refresh margin
+        provisioner._tokens._token_expires = time.time() + 60  # within the refresh margin
         provisioner.token()
-        assert provisioner._token_expires > time.time() + 3500  # minted anew
+        assert provisioner._tokens._token_expires > time.time() + 3500  # minted anew
     finally:
         await provisioner.aclose()
 
@@ -140,8 +140,8 @@ async def test_a_refused_token_is_replaced_and_the_request_retried(sqld: SqldSer
     await provisioner.create(location)
     try:
         # A token the server refuses (expired) that the cache still believes in.
-        provisioner._token = jwt.encode({"exp": int(time.time()) - 600}, sqld.key, "EdDSA")
-        provisioner._token_expires = time.time() + 3600
+        provisioner._tokens._token = jwt.encode({"exp": int(time.time()) - 600}, sqld.key, "EdDSA")
+        provisioner._tokens._token_expires = time.time() + 3600
         conn = await provisioner.connect(location)
         try:
             assert (await conn.execute("SELECT 1")).scalar() == 1
@@ -229,8 +229,8 @@ async def test_closing_the_runtime_closes_the_provisioners_clients(
         assert isinstance(provisioner, SqldProvisioner)
         assert await provisioner.exists(provisioner.locate(TENANT)) is False
     assert provisioner._client.closed
-    assert provisioner._admin.is_closed
+    assert provisioner._admin._client.is_closed
     # Started again, it makes new clients.
     async with tenancy:
         assert await provisioner.exists(provisioner.locate(TENANT)) is False
-    assert provisioner._admin.is_closed
+    assert provisioner._admin._client.is_closed
