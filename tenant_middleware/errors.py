@@ -144,6 +144,11 @@ class DuplicateTenant(RegistryError, ValueError):
     """A slug or domain is already taken by a tenant."""
 
 
+class InvalidTransition(RegistryError, ValueError):
+    """A lifecycle change that is not allowed from the tenant's status (`restore` of an active
+    tenant, `suspend` of an archived one), or whose tenant another process changed meanwhile."""
+
+
 class InvalidIdentifier(TenancyError, ValueError):
     """A slug, domain or tenant id passed to an operator method is malformed."""
 

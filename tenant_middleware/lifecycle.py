@@ -1,8 +1,15 @@
-"""Which status changes are allowed, and the error an operator gets for one that is not."""
+"""Which status changes are allowed, the error an operator gets for one that is not, and the
+error a request gets for a tenant that is not active."""
 
 from __future__ import annotations
 
-from tenant_middleware.errors import RegistryError
+from tenant_middleware.errors import (
+    InvalidTransition,
+    TenancyError,
+    TenantArchived,
+    TenantSuspended,
+    TenantUnavailable,
+)
 from tenant_middleware.models import TenantStatus
 
 S = TenantStatus
@@ -17,6 +24,15 @@ ALLOWED_TRANSITIONS: dict[TenantStatus, frozenset[TenantStatus]] = {
 
 
 def check_transition(current: TenantStatus, target: TenantStatus) -> None:
-    """Raise `RegistryError` unless a tenant may move from `current` to `target`."""
+    """Raise `InvalidTransition` unless a tenant may move from `current` to `target`."""
     if target not in ALLOWED_TRANSITIONS[current]:
-        raise RegistryError(f"a tenant cannot go from {current.value} to {target.value}")
+        raise InvalidTransition(f"a tenant cannot go from {current.value} to {target.value}")
+
+
+def status_refusal(status: TenantStatus, *, retry_after: int) -> TenancyError:
+    """The error a request for a tenant that is not `active` gets (403, 410 or 503)."""
+    if status is S.SUSPENDED:
+        return TenantSuspended("this tenant is suspended")
+    if status is S.ARCHIVED:
+        return TenantArchived("this tenant is archived")
+    return TenantUnavailable("this tenant is not available yet", retry_after=retry_after)

@@ -13,13 +13,11 @@ from typing import TYPE_CHECKING
 
 from tenant_middleware.cache import Miss
 from tenant_middleware.errors import (
-    TenantArchived,
     TenantMismatch,
     TenantNotFound,
     TenantRequired,
-    TenantSuspended,
-    TenantUnavailable,
 )
+from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.sources.base import ScopeRewriter, TenantSource
 
@@ -125,9 +123,4 @@ class Resolver:
         return other is not None and other.id == tenant.id
 
     def _refuse_status(self, tenant: TenantContext) -> None:
-        status = tenant.status
-        if status is TenantStatus.SUSPENDED:
-            raise TenantSuspended("this tenant is suspended")
-        if status is TenantStatus.ARCHIVED:
-            raise TenantArchived("this tenant is archived")
-        raise TenantUnavailable("this tenant is not available yet", retry_after=self._retry_after)
+        raise status_refusal(tenant.status, retry_after=self._retry_after)

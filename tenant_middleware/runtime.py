@@ -20,9 +20,10 @@ from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import ConfigError, DuplicateTenant, TenantNotFound, TenantUnavailable
 from tenant_middleware.hooks import Hook, Hooks
+from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.operations.credentials import CredentialOperations
-from tenant_middleware.operations.schema import MIGRATABLE, SchemaOperations
+from tenant_middleware.operations.schema import SchemaOperations
 from tenant_middleware.operations.tenants import TenantOperations
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
 from tenant_middleware.provisioning import LocalProvisioner, Provisioner, SqldProvisioner
@@ -211,9 +212,14 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
         # Checked first, every time: a request that outlived the tenant's deletion must not
         # reopen (and so recreate) its database while it is being removed.
         current = await self.registry.lookup(TenantKey("id", tenant_id))
-        if current is None or current.status not in MIGRATABLE:
+        if current is None:
             self.invalidate(tenant_id)
             raise TenantNotFound("the tenant no longer exists")
+        if current.status is not TenantStatus.ACTIVE:
+            # A request that read the tenant as active just before another process suspended
+            # it must not open (and keep) a pool for it.
+            self.invalidate(tenant_id)
+            raise status_refusal(current.status, retry_after=self.config.retry_after)
         location = self.provisioner.locate(tenant_id)
         if not await self.provisioner.exists(location):
             # A registered tenant without its database (a crash, a fresh app instance).

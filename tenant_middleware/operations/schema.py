@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tenant_middleware.errors import InvalidIdentifier
+from tenant_middleware.errors import DatabaseBlocked, InvalidIdentifier
 from tenant_middleware.models import TenantContext, TenantStatus
 from tenant_middleware.operations._parts import RuntimeParts
 from tenant_middleware.schema.fleet import (
@@ -72,6 +72,12 @@ class SchemaOperations(RuntimeParts):
             else:
                 steps = await self.schema.bring_up_to_date(tenant.id, connection)
                 outcome = "migrated" if steps else "up_to_date"
+        except DatabaseBlocked:
+            if tenant.status is not TenantStatus.SUSPENDED:
+                raise
+            # Its server refuses every statement while it is suspended (sqld, Turso): nothing
+            # ran. Its pool brings it up to date when it is restored.
+            return TenantMigrationResult(tenant.id, tenant.slug, "skipped")
         finally:
             await connection.close()
         return TenantMigrationResult(

@@ -15,7 +15,7 @@ import builtins
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tenant_middleware.errors import DuplicateTenant, TenantNotFound
+from tenant_middleware.errors import DuplicateTenant, InvalidTransition, TenantNotFound
 from tenant_middleware.hooks import LifecycleEvent
 from tenant_middleware.lifecycle import check_transition
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
@@ -148,16 +148,24 @@ class TenantOperations(RuntimeParts):
         return await self._transition(tenant_id_or_slug, TenantStatus.ACTIVE, reason)
 
     async def delete(self, tenant_id_or_slug: str, *, destroy_data: bool = False) -> None:
-        """Archive the tenant; with `destroy_data=True` delete its database and record."""
+        """Archive the tenant; with `destroy_data=True` delete its database and record.
+
+        Destroying goes through `archive` first (checked, blocked on the server), so no
+        request can reopen the database while it is removed, and a destroy that fails leaves
+        an archived, protected tenant. A tenant being provisioned cannot be deleted until its
+        provisioning ends (`active` or `failed`).
+        """
         tenant = await self.get(tenant_id_or_slug)
-        if not destroy_data:
-            if tenant.status is not TenantStatus.ARCHIVED:
-                await self._transition(tenant.id, TenantStatus.ARCHIVED, "deleted")
-            return
+        if tenant.status is TenantStatus.PROVISIONING:
+            raise InvalidTransition(
+                "the tenant is being provisioned; delete it once provisioning ends"
+            )
         if tenant.status is not TenantStatus.ARCHIVED:
-            # Archived first, so no request can reopen the database while it is removed.
-            await self.registry.set_status(tenant.id, TenantStatus.ARCHIVED, reason="deleting")
-            self.invalidate(tenant.id)
+            await self._transition(
+                tenant.id, TenantStatus.ARCHIVED, "deleting" if destroy_data else "deleted"
+            )
+        if not destroy_data:
+            return
         await self.pools.discard(tenant.id)
         await self.provisioner.destroy(self.provisioner.locate(tenant.id))
         await self.registry.delete(tenant.id)
@@ -170,25 +178,32 @@ class TenantOperations(RuntimeParts):
     ) -> TenantContext:
         tenant = await self.get(tenant_id_or_slug)
         check_transition(tenant.status, target)
-        block = getattr(self.provisioner, "block", None)
-        if block is not None:
-            # The server first: if it refuses, nothing changed; suspended and archived
-            # tenants are blocked there too, so no connection can read or write around us.
-            # Archived data is also protected from deletion (Turso); restore lifts that.
-            closed = target is not TenantStatus.ACTIVE
-            protect: bool | None = None
-            if target is TenantStatus.ARCHIVED:
-                protect = True
-            elif tenant.status is TenantStatus.ARCHIVED:
-                protect = False
-            await block(
-                self.provisioner.locate(tenant.id),
-                reads=closed,
-                writes=closed,
-                reason=reason,
-                protect=protect,
+        # The server first: if it refuses, nothing changed; suspended and archived tenants are
+        # blocked there too, so no connection can read or write around us. Archived data is
+        # also protected from deletion (Turso); restore lifts that.
+        protect: bool | None = None
+        if target is TenantStatus.ARCHIVED:
+            protect = True
+        elif tenant.status is TenantStatus.ARCHIVED:
+            protect = False
+        await self._enforce_on_server(tenant.id, target, reason, protect)
+        try:
+            updated = await self.registry.set_status(
+                tenant.id, target, reason=reason, expected=tenant.status
             )
-        updated = await self.registry.set_status(tenant.id, target, reason=reason)
+        except InvalidTransition:
+            # Another process changed the tenant between our read and our write. The server
+            # must agree with the control plane, not with the change we gave up.
+            current = await self.registry.lookup(TenantKey("id", tenant.id))
+            if current is not None:
+                await self._enforce_on_server(
+                    current.id,
+                    current.status,
+                    None,
+                    protect=current.status is TenantStatus.ARCHIVED,
+                )
+            self.invalidate(tenant.id)
+            raise
         self.invalidate(tenant.id)
         if target is not TenantStatus.ACTIVE:
             await self.pools.discard(tenant.id)
@@ -197,6 +212,22 @@ class TenantOperations(RuntimeParts):
             LifecycleEvent(_TRANSITION_EVENTS[target], updated, {"reason": reason})
         )
         return updated
+
+    async def _enforce_on_server(
+        self, tenant_id: str, status: TenantStatus, reason: str | None, protect: bool | None
+    ) -> None:
+        """Block (or unblock) the tenant's database on its server for `status`, if it can."""
+        block = getattr(self.provisioner, "block", None)
+        if block is None:
+            return
+        closed = status is not TenantStatus.ACTIVE
+        await block(
+            self.provisioner.locate(tenant_id),
+            reads=closed,
+            writes=closed,
+            reason=reason,
+            protect=protect,
+        )
 
     async def add_domain(self, tenant_id_or_slug: str, domain: str) -> None:
         """Route requests for `domain` to the tenant (one tenant per domain)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from tenant_middleware.errors import InvalidIdentifier, RegistryError
+from tenant_middleware.errors import InvalidIdentifier, InvalidTransition, RegistryError
 from tenant_middleware.models import TenantContext, TenantStatus
 from tenant_middleware.registry.base import PackageInstallation, TenantEvent
 from tenant_middleware.validation import normalize_domain, normalize_slug, normalize_tenant_id
@@ -37,6 +37,14 @@ def normalize_key(key: TenantKey) -> str | None:
     if key.kind == "domain":
         return normalize_domain(key.value)
     return None
+
+
+def status_changed_meanwhile(current: TenantStatus, expected: TenantStatus) -> InvalidTransition:
+    """The error of a `set_status(expected=...)` that found another status."""
+    return InvalidTransition(
+        f"the tenant is {current.value}, no longer {TenantStatus(expected).value}:"
+        " another process changed it meanwhile"
+    )
 
 
 def require_positive(name: str, value: int) -> int:

@@ -76,9 +76,19 @@ class Registry(Protocol):
         ...
 
     async def set_status(
-        self, tenant_id: str, status: TenantStatus, *, reason: str | None = None
+        self,
+        tenant_id: str,
+        status: TenantStatus,
+        *,
+        reason: str | None = None,
+        expected: TenantStatus | None = None,
     ) -> TenantContext:
-        """Change a tenant's status and record the transition; `TenantNotFound` if absent."""
+        """Change a tenant's status and record the transition; `TenantNotFound` if absent.
+
+        With `expected`, only if the tenant still has that status, checked in the same write
+        (`InvalidTransition` otherwise): two processes changing one tenant at once cannot both
+        act on the status they read.
+        """
         ...
 
     async def delete(self, tenant_id: str) -> None:

@@ -18,6 +18,7 @@ from tenant_middleware.registry._codec import (
     normalize_key,
     require_positive,
     require_tenant_id,
+    status_changed_meanwhile,
 )
 from tenant_middleware.registry.base import PackageInstallation, TenantEvent
 from tenant_middleware.validation import require_domain, require_slug
@@ -106,11 +107,18 @@ class MemoryRegistry:
         return sorted(found, key=lambda t: t.slug)[: require_positive("limit", limit)]
 
     async def set_status(
-        self, tenant_id: str, status: TenantStatus, *, reason: str | None = None
+        self,
+        tenant_id: str,
+        status: TenantStatus,
+        *,
+        reason: str | None = None,
+        expected: TenantStatus | None = None,
     ) -> TenantContext:
         """Change a tenant's status and record the transition; a repeat is a no-op."""
         tenant = self._get(require_tenant_id(tenant_id))
         status = TenantStatus(status)
+        if expected is not None and tenant.status is not expected:
+            raise status_changed_meanwhile(tenant.status, expected)
         if (tenant.status, self._reasons[tenant.id]) == (status, reason):
             return tenant
         updated = dataclasses.replace(tenant, status=status, version=tenant.version + 1)

@@ -19,6 +19,7 @@ from tenant_middleware.registry._codec import (
     normalize_key,
     require_positive,
     require_tenant_id,
+    status_changed_meanwhile,
     tenant_from_row,
 )
 from tenant_middleware.registry._connections import ConnectionSet
@@ -175,7 +176,12 @@ class SQLRegistry:
         return [tenant_from_row(row) for row in result.rows]
 
     async def set_status(
-        self, tenant_id: str, status: TenantStatus, *, reason: str | None = None
+        self,
+        tenant_id: str,
+        status: TenantStatus,
+        *,
+        reason: str | None = None,
+        expected: TenantStatus | None = None,
     ) -> TenantContext:
         """Change a tenant's status and record the transition; a repeat is a no-op."""
         tenant_id, status, now = require_tenant_id(tenant_id), TenantStatus(status), self._clock()
@@ -186,6 +192,9 @@ class SQLRegistry:
             row = found.first()
             if row is None:
                 raise TenantNotFound(f"no tenant with id {tenant_id}")
+            if expected is not None and row[0] != TenantStatus(expected).value:
+                # Read in the write transaction: no other writer can change it before ours.
+                raise status_changed_meanwhile(TenantStatus(str(row[0])), expected)
             if row != (status.value, reason):
                 await tx.execute(
                     "UPDATE tenants SET status = ?, status_reason = ?, version = version + 1,"

@@ -10,6 +10,7 @@ import pytest
 from tenant_middleware.errors import (
     DuplicateTenant,
     InvalidIdentifier,
+    InvalidTransition,
     RegistryError,
     TenantNotFound,
 )
@@ -187,6 +188,25 @@ async def test_repeating_a_status_change_is_a_no_op(registry: Registry) -> None:
     assert await kinds(registry, tenant.id) == ["created", "status_changed"]
     new_reason = await registry.set_status(tenant.id, SUSPENDED, reason="abuse")
     assert new_reason.version == 3
+
+
+async def test_set_status_with_an_expected_status_is_a_compare_and_set(
+    registry: Registry,
+) -> None:
+    tenant = await make(registry, "acme")
+    suspended = await registry.set_status(tenant.id, SUSPENDED, expected=ACTIVE)
+    assert suspended.status is SUSPENDED
+    with pytest.raises(InvalidTransition, match="is suspended, no longer active"):
+        await registry.set_status(tenant.id, ARCHIVED, expected=ACTIVE)
+    assert (await registry.lookup(TenantKey("id", tenant.id))).status is SUSPENDED  # type: ignore[union-attr]
+    assert await kinds(registry, tenant.id) == ["created", "status_changed"]
+    # Of two writers that read `suspended`, only the first gets through.
+    outcomes = await asyncio.gather(
+        registry.set_status(tenant.id, ACTIVE, expected=SUSPENDED),
+        registry.set_status(tenant.id, ARCHIVED, expected=SUSPENDED),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(o, InvalidTransition) for o in outcomes) == 1
 
 
 async def test_set_status_of_an_unknown_tenant(registry: Registry) -> None:
