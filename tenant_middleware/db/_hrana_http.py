@@ -7,9 +7,10 @@ that every `RemoteConnection` of a backend shares. A pipeline request:
   connection of the client; the client's `max_connections` caps the server as a whole);
 - on 401, asks the token provider for a new token and tries once more;
 - on 429 (sqld: "Too many concurrent requests", or `DbCreateTimeout` when no database
-  connection frees up in time) for a request that opens a new stream, backs off with jitter
-  (honouring `Retry-After`) and tries again, `RetryPolicy.attempts` times at most. Such a
-  request ran nothing; a request on an open stream is never repeated, since it may have run;
+  connection frees up in time) or 503 (unavailable) for a request that opens a new stream,
+  backs off with jitter (honouring `Retry-After`) and tries again, `RetryPolicy.attempts`
+  times at most. Such a request ran nothing; a request on an open stream is never repeated,
+  since it may have run;
 - turns HTTP failures into `DatabaseError` subclasses. The token goes only into the
   `Authorization` header, never into a message, a log record or a `repr`.
 """
@@ -54,6 +55,10 @@ if TYPE_CHECKING:
 _jitter = random.SystemRandom()
 _MAX_MESSAGE = 300
 _OK, _UNAUTHORIZED, _FORBIDDEN, _NOT_FOUND, _TOO_MANY_REQUESTS = 200, 401, 403, 404, 429
+# Answers to a request that ran nothing, so one that opens no stream can be sent again: sqld's
+# "Too many concurrent requests" and `DbCreateTimeout` (429), and 503 (sqld shutting a
+# namespace store down, a proxy with no backend).
+_NOT_RUN = frozenset({_TOO_MANY_REQUESTS, 503})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -180,7 +185,7 @@ class HranaClient:
                 refreshed = True
                 if await credentials.refresh(token):
                     continue
-            if status == _TOO_MANY_REQUESTS and baton is None:
+            if status in _NOT_RUN and baton is None:
                 retry_after = _retry_after(response)
                 if attempt + 1 < self.retry.attempts and (
                     retry_after is None or retry_after <= self.retry.max_delay
@@ -261,12 +266,12 @@ def http_error(
         return DatabaseAuthError(f"{endpoint}: the server {refusal} ({message})", status=status)
     if status == _NOT_FOUND:
         return DatabaseNotFound(f"{detail} (HTTP 404)")
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
     if status == _TOO_MANY_REQUESTS:
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
         return DatabaseBusy(f"{detail} (HTTP 429{tries})")
     if code == "STREAM_EXPIRED":
         return DatabaseTransactionAborted(f"{detail} ({code})")
-    return DatabaseError(f"{detail} (HTTP {status}{f', {code}' if code else ''})")
+    return DatabaseError(f"{detail} (HTTP {status}{f', {code}' if code else ''}{tries})")
 
 
 def _server_error(response: HttpResponse) -> tuple[str, str | None]:

@@ -47,6 +47,21 @@ async def test_429_retries_are_bounded(open_remote: OpenRemote) -> None:
     assert len(transport.requests) == 3
 
 
+async def test_503_is_retried_like_429_and_bounded(open_remote: OpenRemote) -> None:
+    unavailable = {"error": "Namespace store has shutdown"}
+    transport = Scripted(answer(503, unavailable), answer(503, "no healthy upstream"))
+    async with HranaClient(transport=transport, retry=FAST) as client:
+        conn = await open_remote(client_=client)
+        assert (await conn.execute("SELECT 1")).scalar() == 1
+        assert len(transport.requests) == 3
+        transport.answers.extend([answer(503, unavailable)] * 3)
+        policy = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.002)
+        async with HranaClient(transport=transport, retry=policy) as strict:
+            conn = await open_remote(client_=strict)
+            with pytest.raises(DatabaseError, match="HTTP 503 after 3 attempts"):
+                await conn.execute("SELECT 1")
+
+
 async def test_a_retry_after_beyond_the_policy_is_not_waited_for(open_remote: OpenRemote) -> None:
     transport = Scripted(answer(429, OVERLOADED, {"Retry-After": "120"}))
     async with HranaClient(transport=transport) as client:
