@@ -139,21 +139,27 @@ class TenancyConfig:
     def control_plane_on_sqld(self) -> bool:
         """Whether the control plane is a namespace of the sqld provisioner's own server
         (`http://control.db.internal:8080` beside `sqld_url=http://db.internal:8080`)."""
+        return self.control_plane_namespace is not None
+
+    @property
+    def control_plane_namespace(self) -> str | None:
+        """The sqld namespace holding the control plane (`control` in the example above), when
+        it is on the sqld provisioner's own server; None otherwise."""
         if self.provisioner != "sqld" or not self.control_plane_url or not self.sqld_url:
-            return False
+            return None
         # Imported here, like the provisioners' helpers below.
         from tenant_middleware.db.connect import is_remote
         from tenant_middleware.naming import split_base_url
 
         if not is_remote(self.control_plane_url):
-            return False
+            return None
         try:
             scheme, host, port = split_base_url(self.control_plane_url, setting="control_plane_url")
         except ConfigError:
-            return False
+            return None
         server = split_base_url(str(self.sqld_url), setting="sqld_url")
         label, _, rest = host.partition(".")
-        return bool(label) and (scheme, rest, port) == server
+        return label if label and (scheme, rest, port) == server else None
 
     @property
     def source_names(self) -> tuple[str, ...]:

@@ -157,6 +157,11 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
             return
         async with self._start_lock:
             if not self.started:
+                namespace = self.config.control_plane_namespace
+                if namespace is not None and isinstance(self.provisioner, SqldProvisioner):
+                    # The control plane in a namespace of the tenants' sqld: made on first
+                    # start, through the admin API the provisioner already holds.
+                    await self.provisioner.ensure_namespace(namespace)
                 await self.registry.start()
                 self.pools.start()
                 if self.change_follower is not None:

@@ -226,6 +226,10 @@ class SqldProvisioner:
             return server_key if isinstance(server_key, str) else None
         return public_b64(stored) if stored is not None else None
 
+    async def ensure_namespace(self, name: str) -> None:
+        """Create a namespace that holds no tenant (the control plane's) unless it exists."""
+        await self._admin.create(DatabaseLocation(tenant_id="", name=name, url=""))
+
     async def rotate_credentials(self, location: DatabaseLocation) -> None:
         """Give the namespace a new signing key; tokens of the old one are refused from now.
 

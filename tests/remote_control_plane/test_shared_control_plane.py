@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
+import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -14,6 +16,7 @@ from tenant_middleware import Tenancy, TenancyMiddleware, TenantStatus, current_
 from tenant_middleware.registry import SQLRegistry
 from tests.conftest import client_for
 from tests.remote_control_plane.conftest import TenancyFactory
+from tests.sqld import SqldServer
 
 
 async def whoami(request: Request) -> JSONResponse:
@@ -107,3 +110,19 @@ async def test_a_suspension_reaches_the_other_instance_through_the_event_log(
         async with asyncio.timeout(10):
             while (await client.get("/query")).status_code != 200:  # noqa: ASYNC110 -- HTTP
                 await asyncio.sleep(0.02)
+
+
+async def test_the_control_namespace_is_created_on_first_start(
+    make_instance: TenancyFactory, sqld: SqldServer
+) -> None:
+    name = f"control{uuid.uuid4().hex[:12]}"  # left on the session's sqld, like any test's
+    async with httpx.AsyncClient(base_url=sqld.admin_url, trust_env=False) as admin:
+        assert (await admin.get(f"/v1/namespaces/{name}/config")).status_code == 404
+        one = make_instance(control_plane_url=sqld.url(name))
+        assert one.config.control_plane_namespace == name
+        await one.start()
+        assert (await admin.get(f"/v1/namespaces/{name}/config")).status_code == 200
+    acme = await one.provision("acme")
+    two = make_instance(control_plane_url=sqld.url(name))
+    await two.start()  # it exists now: created once, found by the next instance
+    assert (await two.get("acme")).id == acme.id
