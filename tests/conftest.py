@@ -18,26 +18,65 @@ JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
 TenancyFactory = Callable[..., Tenancy]
 
-# What a credential looks like in text: a JWT (database tokens), an Authorization header, or
-# the Turso API tokens the suite uses.
+# What a credential looks like in text: a JWT (database tokens), an Authorization header, the
+# Turso API tokens the suite uses, or a PEM private key (namespace signing keys, test keys).
 _CREDENTIAL = re.compile(
-    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.|Bearer\s+\S{12,}|turso-api-token-"
+    r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
+    r"|Bearer\s+\S{12,}"
+    r"|turso-api-token-\S*"
+    r"|-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[^-]*"
 )
+# Key material of `encryption_keys` (TENANCY_ENCRYPTION_KEYS, `id:base64url` entries; see
+# tenant_middleware/secrets/_keys.py): 32 bytes spelled as generate_key spells them, canonical
+# unpadded base64url, i.e. 43 characters whose last one carries 4 bits. A raw 32-byte private
+# key (Ed25519) spelled that way matches too.
+_KEY_MATERIAL = re.compile(
+    r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048](?![A-Za-z0-9_=-])"
+)
+# The attributes every LogRecord has; any other one came from `extra=` (or a filter).
+_STANDARD_ATTRIBUTES = frozenset(
+    vars(logging.LogRecord("", logging.INFO, "", 0, "", None, None))
+) | {"message", "asctime"}
+
+
+def _texts(record: logging.LogRecord) -> Iterator[tuple[str, str]]:
+    """Where a log record carries text a handler may write: (where, text) pairs."""
+    yield "message", record.getMessage()
+    if record.exc_info and record.exc_info[1] is not None:
+        yield "exception", repr(record.exc_info[1])
+    if record.exc_text:
+        yield "exc_text", record.exc_text
+    if record.stack_info:
+        yield "stack_info", record.stack_info
+    for name, value in vars(record).items():
+        if name in _STANDARD_ATTRIBUTES:
+            continue
+        try:
+            yield f"extra {name!r}", f"{value!s} {value!r}"
+        except Exception as exc:  # an unprintable value is not a leak
+            yield f"extra {name!r}", f"<unprintable: {type(exc).__name__}>"
 
 
 class _CredentialWatch(logging.Handler):
-    """Remembers every log record, from any logger, whose text carries a credential."""
+    """Remembers every log record, from any logger, that carries a credential: in its
+    message, its exception, or any `extra` field."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.leaks: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            text += f" {record.exc_info[1]!r}"
-        if _CREDENTIAL.search(text):
-            self.leaks.append(f"{record.name}: {text[:200]}")
+        for where, text in _texts(record):
+            if _CREDENTIAL.search(text) or _KEY_MATERIAL.search(text):
+                # where it is, and the text with the secrets cut short (the report is output)
+                shown = _KEY_MATERIAL.sub(_cut, _CREDENTIAL.sub(_cut, text))
+                self.leaks.append(
+                    f"{record.name} ({record.pathname}:{record.lineno}) {where}: {shown[:300]}"
+                )
+
+
+def _cut(found: re.Match[str]) -> str:
+    return f"{found.group()[:6]}…[cut]"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,7 +92,7 @@ def no_credentials_in_any_log_record() -> Iterator[None]:
     finally:
         root.removeHandler(watch)
         root.setLevel(previous)
-    assert watch.leaks == []
+    assert watch.leaks == [], "credentials in log records:\n" + "\n".join(watch.leaks)
 
 
 @pytest.fixture

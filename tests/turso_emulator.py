@@ -8,8 +8,16 @@ spec does not list for an operation, such as 401 or 429, against the `{"error": 
 an invalid response is an emulator bug and raises.
 
 A Turso database is a sqld namespace (created and deleted through sqld's admin API; sqld's
-400 "already exists" becomes Turso's 409). Its `Hostname` is `{name}.{host}`: sqld routes by
-the first label, so a remote connection to `http://{Hostname}` with `connect_to` reaches it.
+400 "already exists" becomes Turso's 409). Like Turso's, its `Hostname` is not the database
+name plus a suffix: it is `{name}-{org}.{location}.{host}` (e.g.
+`db-1-acme.aws-eu-west-1.turso.test`), so a caller that guessed it from the name would miss.
+sqld routes by the first label of `Host`, so the namespace is that first label, `{name}-{org}`
+(`EmulatedDatabase.namespace`), and a remote connection to `http://{Hostname}` with
+`connect_to` reaches it. A create with `seed: {"type": "database", "name": ...}` makes a branch:
+a fork of that database's namespace (sqld's admin fork), whose `parent` is the seed database.
+The list endpoint honours the spec's filters: `group`, `parent` (a parent's `DbId`) and the
+deprecated `schema` (a schema database's name; the spec has no way to create a database under
+a schema, so a test sets `EmulatedDatabase.schema` itself).
 Tokens are EdDSA JWTs signed with the sqld fixture's key (`{"a": "ro"}` when read-only, `exp`
 from `expiration`); rotating a database's tokens gives its namespace a key of its own (sqld's
 per-namespace `jwt_key`), so every earlier token stops working. `block_reads`/`block_writes`
@@ -34,7 +42,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -222,7 +230,11 @@ class EmulatedDatabase:
 
     name: str
     group: str
+    namespace: str  # the sqld namespace: the first label of `hostname`
+    hostname: str
     db_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    parent: dict[str, str] | None = None  # a branch's `{"id", "name", "branched_at"}`
+    schema: str | None = None  # the schema database's name, for the deprecated `schema` filter
     block_reads: bool = False
     block_writes: bool = False
     delete_protection: bool = False
@@ -284,6 +296,10 @@ class TursoEmulator:
     async def aclose(self) -> None:
         """Close the admin client."""
         await self._admin.aclose()
+
+    def namespace_for(self, name: str) -> str:
+        """The sqld namespace of the database `name` (whether or not it exists now)."""
+        return f"{name}-{self.organization}"
 
     # fault injection
 
@@ -371,13 +387,14 @@ class TursoEmulator:
         return {
             "Name": db.name,
             "DbId": db.db_id,
-            "Hostname": f"{db.name}.{self.host}",
+            "Hostname": db.hostname,
             "block_reads": db.block_reads,
             "block_writes": db.block_writes,
             "regions": [location],
             "primaryRegion": location,
             "group": db.group,
             "delete_protection": db.delete_protection,
+            "parent": db.parent,
         }
 
     async def _push_config(self, db: EmulatedDatabase) -> None:
@@ -387,7 +404,7 @@ class TursoEmulator:
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw
             )
             config["jwt_key"] = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-        response = await self._admin.post(f"/v1/namespaces/{db.name}/config", json=config)
+        response = await self._admin.post(f"/v1/namespaces/{db.namespace}/config", json=config)
         response.raise_for_status()
 
     # groups
@@ -423,17 +440,35 @@ class TursoEmulator:
             return 400, {"error": "group not found"}
         if name in self.databases:
             return 409, {"error": f"database with name {name} already exists"}
-        response = await self._admin.post(f"/v1/namespaces/{name}/create", json={})
+        namespace = self.namespace_for(name)
+        hostname = f"{namespace}.{self.groups[group].location}.{self.host}"
+        seed = data.get("seed")
+        parent: dict[str, str] | None = None
+        if seed is None:
+            response = await self._admin.post(f"/v1/namespaces/{namespace}/create", json={})
+        else:
+            source = self.databases.get(seed.get("name", ""))
+            if seed.get("type") != "database" or "timestamp" in seed:
+                return 400, {"error": "the emulator seeds only from a database, as it is now"}
+            if source is None:
+                return 400, {"error": f"seed database {seed.get('name')!r} not found"}
+            response = await self._admin.post(
+                f"/v1/namespaces/{source.namespace}/fork/{namespace}", json={}
+            )
+            branched_at = datetime.fromtimestamp(self.clock(), UTC).isoformat()
+            parent = {"id": source.db_id, "name": source.name, "branched_at": branched_at}
         if response.status_code == 400 and "already exists" in response.text:
             return 409, {"error": f"database with name {name} already exists"}
         if response.status_code != 200:
             return 400, {"error": f"sqld: {response.text}"}
-        db = self.databases[name] = EmulatedDatabase(name, group)
+        db = self.databases[name] = EmulatedDatabase(name, group, namespace, hostname)
         if "size_limit" in data:
             db.size_limit = data["size_limit"]
-        return 200, {
-            "database": {"DbId": db.db_id, "Hostname": f"{name}.{self.host}", "Name": name}
-        }
+        if parent is not None:  # a branch: unblocked, and the source's tokens open it too
+            db.parent = parent
+            db.key = self.databases[parent["name"]].key
+            await self._push_config(db)
+        return 200, {"database": {"DbId": db.db_id, "Hostname": db.hostname, "Name": name}}
 
     async def _get_database(self, request: Request, data: Any) -> tuple[int, Any]:
         db = self._db(request)
@@ -442,12 +477,14 @@ class TursoEmulator:
         return 200, {"database": self._database_json(db)}
 
     async def _list_databases(self, request: Request, data: Any) -> tuple[int, Any]:
-        group = request.query_params.get("group")
-        parent = request.query_params.get("parent")
+        query = request.query_params
+        group, parent, schema = query.get("group"), query.get("parent"), query.get("schema")
         found = [
             self._database_json(db)
             for db in self.databases.values()
-            if (group is None or db.group == group) and parent is None  # no branches here
+            if (group is None or db.group == group)
+            and (parent is None or (db.parent is not None and db.parent["id"] == parent))
+            and (schema is None or db.schema == schema)
         ]
         return 200, {"databases": found}
 
@@ -457,7 +494,7 @@ class TursoEmulator:
             return self._db_missing(request)
         if db.delete_protection:
             return 400, {"error": "database is delete protected"}
-        response = await self._admin.delete(f"/v1/namespaces/{db.name}")
+        response = await self._admin.delete(f"/v1/namespaces/{db.namespace}")
         if response.status_code not in (200, 404):
             return 500, {"error": f"sqld: {response.text}"}
         del self.databases[db.name]
@@ -543,7 +580,7 @@ async def emulated_organization(
     and the block fails if the emulator had to reject a request the client sent."""
     emu = TursoEmulator(sqld, organization="acme", api_token=api_token)
     yield emu
-    for name in list(emu.databases):
-        sqld.delete_namespace(name)
+    for db in list(emu.databases.values()):
+        sqld.delete_namespace(db.namespace)
     await emu.aclose()
     assert not emu.rejected, f"the emulator rejected requests: {emu.rejected}"

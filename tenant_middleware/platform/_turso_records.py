@@ -27,6 +27,8 @@ class TursoDatabase:
     block_reads: bool | None = None
     block_writes: bool | None = None
     delete_protection: bool | None = None
+    parent_id: str | None = None  # a branch's parent database (`parent.id`), else `None`
+    parent_name: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +128,8 @@ def member(body: object, key: str, what: str) -> dict[str, Any]:
 def database(body: object) -> TursoDatabase:
     """Parse a `Database`."""
     data = _object(body, "database")
+    parent = data.get("parent")
+    parent_data = parent if isinstance(parent, dict) else {}
     return TursoDatabase(
         name=_str(data, "Name", "database"),
         db_id=_str(data, "DbId", "database"),
@@ -135,6 +139,8 @@ def database(body: object) -> TursoDatabase:
         block_reads=_opt_bool(data, "block_reads"),
         block_writes=_opt_bool(data, "block_writes"),
         delete_protection=_opt_bool(data, "delete_protection"),
+        parent_id=_opt_str(parent_data, "id"),
+        parent_name=_opt_str(parent_data, "name"),
     )
 
 

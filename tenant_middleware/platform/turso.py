@@ -197,15 +197,29 @@ class TursoClient:
         return records.database(records.member(body, "database", "response"))
 
     async def list_databases(
-        self, *, group: str | None = None, parent: str | None = None
+        self,
+        *,
+        group: str | None = None,
+        parent: str | None = None,
+        schema: str | None = None,
     ) -> list[TursoDatabase]:
-        """The organization's databases, optionally only a group's or a parent's branches."""
+        """The organization's databases, filtered as the API's list endpoint allows.
+
+        `group`: only that group's databases. `parent`: only the branches of the database
+        with that `DbId`. `schema`: only the databases of that (parent) schema database; the
+        spec marks this filter deprecated. Filters combine.
+        """
         params: dict[str, str] = {}
         if group is not None:
             _name(group, "group")
             params["group"] = group
         if parent is not None:
+            if not isinstance(parent, str) or not parent:
+                raise InvalidIdentifier(f"invalid Turso parent database id: {parent!r}")
             params["parent"] = parent
+        if schema is not None:
+            _name(schema, "database")
+            params["schema"] = schema
         body = await self._call("GET", f"{self._org_path}/databases", params=params or None)
         return records.databases(body)
 

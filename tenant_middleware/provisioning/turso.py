@@ -331,13 +331,7 @@ class TursoProvisioner:
         and nothing is changed.
         """
         try:
-            existing = await self._api().get_database(location.name)
-            if existing.group is not None and existing.group != self.group:
-                raise PlatformConflict(
-                    f"database {location.name!r} belongs to group {existing.group!r},"
-                    f" not {self.group!r}: not deleted",
-                    status=409,
-                )
+            await self._check_ours(location, "not deleted")
             await self._api().update_configuration(location.name, delete_protection=False)
             await self._api().delete_database(location.name)
         except PlatformNotFound:
@@ -364,7 +358,20 @@ class TursoProvisioner:
         if protect is not None:
             changes["delete_protection"] = protect
         with contextlib.suppress(PlatformNotFound):
+            await self._check_ours(location, "not changed")
             await self._api().update_configuration(location.name, **changes)
+
+    async def _check_ours(self, location: DatabaseLocation, outcome: str) -> None:
+        """`PlatformConflict` unless the database of that name is in our group (an extra read
+        before a change: lifecycle changes are rare, and another team's database is not ours
+        to block or delete). `PlatformNotFound` when there is none."""
+        existing = await self._api().get_database(location.name)
+        if existing.group is not None and existing.group != self.group:
+            raise PlatformConflict(
+                f"database {location.name!r} belongs to group {existing.group!r},"
+                f" not {self.group!r}: {outcome}",
+                status=409,
+            )
 
     async def aclose(self) -> None:
         """Close the clients this provisioner created; idempotent."""

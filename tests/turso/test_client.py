@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
@@ -9,6 +10,7 @@ import httpx
 import jwt
 import pytest
 
+from tenant_middleware.db.hrana import RemoteConnection
 from tenant_middleware.errors import (
     ConfigError,
     InvalidIdentifier,
@@ -19,6 +21,12 @@ from tenant_middleware.platform import TursoClient
 from tests.sqld import SqldServer
 from tests.turso.conftest import API_TOKEN
 from tests.turso_emulator import TursoEmulator
+
+
+async def namespace_status(sqld: SqldServer, namespace: str) -> int:
+    """What sqld's admin API answers for the namespace's config: 200, or 404 once it is gone."""
+    async with httpx.AsyncClient(base_url=sqld.admin_url, trust_env=False) as admin:
+        return (await admin.get(f"/v1/namespaces/{namespace}/config")).status_code
 
 
 async def test_ensure_group_creates_it_once(turso: TursoClient, emulator: TursoEmulator) -> None:
@@ -45,7 +53,9 @@ async def test_create_database_takes_the_hostname_from_the_api(
 ) -> None:
     await turso.ensure_group("tenants", location="aws-eu-west-1")
     created = await turso.create_database(db_name, group="tenants")
-    assert created.hostname == f"{db_name}.turso.test"
+    # Turso-like: `{name}-{org}.{location}.…`, not derivable from the name alone
+    assert created.hostname == f"{db_name}-acme.aws-eu-west-1.turso.test"
+    assert created.hostname == emulator.databases[db_name].hostname
     assert not created.adopted
     fetched = await turso.get_database(db_name)
     assert (fetched.name, fetched.db_id, fetched.hostname) == (
@@ -94,13 +104,14 @@ async def test_a_namespace_taken_on_sqld_is_a_conflict(
     turso: TursoClient, emulator: TursoEmulator, db_name: str
 ) -> None:
     await turso.ensure_group("tenants", location="aws-eu-west-1")
-    emulator.sqld.create_namespace(db_name)  # not a Turso database: never adopted
+    namespace = emulator.namespace_for(db_name)  # what a Turso database of that name gets
+    emulator.sqld.create_namespace(namespace)  # not a Turso database: never adopted
     try:
         with pytest.raises(PlatformConflict):  # and the 409's get finds no Turso database
             await turso.create_database(db_name, group="tenants")
         assert db_name not in emulator.databases
     finally:
-        emulator.sqld.delete_namespace(db_name)
+        emulator.sqld.delete_namespace(namespace)
 
 
 async def test_list_databases_filters_by_group(
@@ -116,19 +127,94 @@ async def test_list_databases_filters_by_group(
     assert ("GET", "/v1/organizations/acme/databases", "group=tenants") in emulator.requests
 
 
+async def _branch(emulator: TursoEmulator, name: str, *, seed: str, group: str) -> None:
+    """Create a branch the way the API does (a create seeded from a database): the client
+    has no call for it, so this posts the spec's request itself (and the emulator checks it)."""
+    transport = httpx.ASGITransport(app=emulator.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.turso.test") as http:
+        response = await http.post(
+            "/v1/organizations/acme/databases",
+            json={"name": name, "group": group, "seed": {"type": "database", "name": seed}},
+            headers={"Authorization": f"Bearer {API_TOKEN}"},
+        )
+    assert response.status_code == 200, response.text
+
+
+async def test_list_databases_filters_branches_by_parent(
+    turso: TursoClient,
+    emulator: TursoEmulator,
+    db_name: str,
+    open_db: Callable[..., RemoteConnection],
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    await turso.ensure_group("other", location="aws-us-east-1")
+    source = await turso.create_database(db_name, group="tenants")
+    writer = open_db(source.hostname, (await turso.create_token(db_name)).jwt)
+    await writer.execute("CREATE TABLE t (x)")
+    await writer.execute("INSERT INTO t VALUES (7)")
+    await turso.create_database(f"{db_name}-unrelated", group="tenants")
+    await _branch(emulator, f"{db_name}-b1", seed=db_name, group="tenants")
+    await _branch(emulator, f"{db_name}-b2", seed=db_name, group="other")
+
+    branches = await turso.list_databases(parent=source.db_id)
+    assert sorted(d.name for d in branches) == [f"{db_name}-b1", f"{db_name}-b2"]
+    assert {(d.parent_id, d.parent_name) for d in branches} == {(source.db_id, db_name)}
+    only_tenants = await turso.list_databases(parent=source.db_id, group="tenants")
+    assert [d.name for d in only_tenants] == [f"{db_name}-b1"]
+    b1 = only_tenants[0]
+    assert await turso.list_databases(parent=b1.db_id) == []  # a branch without branches
+    assert (await turso.get_database(db_name)).parent_id is None
+    assert ("GET", "/v1/organizations/acme/databases", f"parent={source.db_id}") in (
+        emulator.requests
+    )
+    # the branch is a copy of its parent, at its own Hostname
+    branch = open_db(b1.hostname, (await turso.create_token(b1.name)).jwt)
+    assert [tuple(row) for row in (await branch.execute("SELECT x FROM t")).rows] == [(7,)]
+
+
+async def test_list_databases_filters_by_schema(
+    turso: TursoClient, emulator: TursoEmulator, db_name: str
+) -> None:
+    await turso.ensure_group("tenants", location="aws-eu-west-1")
+    for suffix in ("schema", "a", "b", "other"):
+        await turso.create_database(f"{db_name}-{suffix}", group="tenants")
+    # the spec (its `schema` filter is deprecated) has no call that puts a database under a
+    # schema database: the emulator's state says which do
+    emulator.databases[f"{db_name}-a"].schema = f"{db_name}-schema"
+    emulator.databases[f"{db_name}-b"].schema = f"{db_name}-schema"
+    children = await turso.list_databases(schema=f"{db_name}-schema")
+    assert sorted(d.name for d in children) == [f"{db_name}-a", f"{db_name}-b"]
+    assert await turso.list_databases(schema=f"{db_name}-a") == []
+    assert await turso.list_databases(schema=f"{db_name}-schema", group="other") == []
+    assert emulator.requests[-3][2] == f"schema={db_name}-schema"
+
+
+async def test_list_filters_are_checked_before_sending(
+    turso: TursoClient, emulator: TursoEmulator
+) -> None:
+    with pytest.raises(InvalidIdentifier):
+        await turso.list_databases(group="Not A Group")
+    with pytest.raises(InvalidIdentifier):
+        await turso.list_databases(schema="../x")
+    with pytest.raises(InvalidIdentifier):
+        await turso.list_databases(parent="")
+    assert emulator.requests == []
+
+
 async def test_delete_database_removes_the_namespace(
     turso: TursoClient, emulator: TursoEmulator, db_name: str
 ) -> None:
     await turso.ensure_group("tenants", location="aws-eu-west-1")
     await turso.create_database(db_name, group="tenants")
+    namespace = emulator.databases[db_name].namespace
+    assert await namespace_status(emulator.sqld, namespace) == 200
     await turso.delete_database(db_name)
     with pytest.raises(PlatformNotFound) as caught:
         await turso.get_database(db_name)
     assert caught.value.status == 404
     with pytest.raises(PlatformNotFound):
         await turso.delete_database(db_name)
-    with pytest.raises(RuntimeError, match="404"):  # sqld no longer has the namespace
-        emulator.sqld.delete_namespace(db_name)
+    assert await namespace_status(emulator.sqld, namespace) == 404  # sqld no longer has it
 
 
 async def test_configuration_is_read_and_patched_field_by_field(

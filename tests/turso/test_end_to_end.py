@@ -95,14 +95,25 @@ async def test_a_token_past_its_expiration_is_refused(
     await open_db(hostname, current).execute("SELECT 1")
 
 
-async def test_token_minting_failure_then_delete_leaves_no_orphan(
-    turso: TursoClient, emulator: TursoEmulator, db_name: str
+async def test_a_failed_token_mint_leaves_the_database_for_its_caller_to_delete(
+    turso: TursoClient, emulator: TursoEmulator, open_db: OpenDb, db_name: str
 ) -> None:
-    await _database(turso, db_name)
+    """At the client level a failed mint is not undone: the database stays, and deleting it
+    (a provisioner's compensation, tested in tests/turso_provisioner) removes it from the API
+    and its namespace from sqld. Nothing of it is left behind."""
+    hostname = await _database(turso, db_name)
+    namespace = emulator.databases[db_name].namespace
     emulator.fail(500, times=5, match="/auth/tokens")
     with pytest.raises(PlatformUnavailable):
         await turso.create_token(db_name)
-    await turso.delete_database(db_name)  # what a provisioner's compensation does
+    mints = [path for _, path, _ in emulator.requests if path.endswith("/auth/tokens")]
+    assert len(mints) == 5  # the first try and its 4 retries, every one refused
+    # the client deleted nothing: the database is still listed, and still serves queries
+    assert [d.name for d in await turso.list_databases()] == [db_name]
+    await open_db(hostname, (await turso.create_token(db_name)).jwt).execute("SELECT 1")
+
+    await turso.delete_database(db_name)
     assert await turso.list_databases() == []
-    with pytest.raises(RuntimeError, match="404"):
-        emulator.sqld.delete_namespace(db_name)
+    assert db_name not in emulator.databases
+    with pytest.raises(RuntimeError, match="404"):  # and no namespace is left on sqld
+        emulator.sqld.delete_namespace(namespace)

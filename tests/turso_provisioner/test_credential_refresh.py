@@ -74,7 +74,7 @@ async def answer(emulator: TursoEmulator, sqld: SqldServer) -> AsyncIterator[Ans
     client = HranaClient(timeout=10.0)
 
     async def probe(tenant_id: str, token: str) -> int:
-        url = f"http://{database_name(tenant_id)}.{emulator.host}"
+        url = f"http://{emulator.databases[database_name(tenant_id)].hostname}"
         conn = RemoteConnection(url, token=token, client=client, connect_to=sqld.connect_to)
         try:
             await conn.execute("SELECT 1")

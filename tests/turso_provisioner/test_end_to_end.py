@@ -82,7 +82,8 @@ def app_for(tenancy: Tenancy) -> Starlette:
 
 
 def hostname(emulator: TursoEmulator, tenant_id: str) -> str:
-    return f"{database_name(tenant_id)}.{emulator.host}"
+    """The database's `Hostname` as the emulated API has it (not derivable from the name)."""
+    return emulator.databases[database_name(tenant_id)].hostname
 
 
 async def stored_token(tenancy: Tenancy, tenant_id: str, keys: str = KEY_1) -> str:
@@ -232,7 +233,7 @@ async def test_a_failed_token_mint_deletes_the_new_database_and_fails_the_tenant
     assert name not in emulator.databases
     assert emulator.databases == {}
     async with httpx.AsyncClient(base_url=sqld.admin_url, trust_env=False) as admin:
-        response = await admin.get(f"/v1/namespaces/{name}/config")
+        response = await admin.get(f"/v1/namespaces/{emulator.namespace_for(name)}/config")
     assert response.status_code == 404  # nothing left on sqld either
     assert await tenancy.registry.get_credentials(acme.id) == (None, None)
     async with client_for(app_for(tenancy)) as client:
@@ -310,5 +311,7 @@ async def test_a_provisioner_built_from_the_config_closes_and_reopens_its_api_cl
         await provisioner.destroy(location)  # a new API client after aclose()
         await provisioner.aclose()
     requests = [(method, path.rsplit("/", 1)[-1]) for method, path, _ in emulator.requests]
-    # destroy() looks the database up first (it deletes only one of its own group): 404.
-    assert requests == [("PATCH", "configuration"), ("GET", "t-9b2f6c1e0d7a4c559a0e3c1f2b4d5e6f")]
+    # block() and destroy() look the database up first (they change only one of their own
+    # group): 404 both times, so nothing else is sent.
+    name = "t-9b2f6c1e0d7a4c559a0e3c1f2b4d5e6f"
+    assert requests == [("GET", name), ("GET", name)]

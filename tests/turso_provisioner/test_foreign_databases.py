@@ -61,7 +61,16 @@ async def test_delete_refuses_a_database_of_another_group(
     # The operator API of the other team moved it out of our hands (e.g. a mistaken import).
     await tenancy.provisioner.destroy(tenancy.provisioner.locate(acme.id))
     await other_team.create_database(name, group="reports")
-    with pytest.raises(PlatformConflict, match="belongs to group 'reports'"):
+    with pytest.raises(PlatformConflict, match=r"belongs to group 'reports'.*not changed"):
         await tenancy.delete("acme", destroy_data=True)
-    assert (await other_team.get_database(name)).group == "reports"
+    theirs = await other_team.get_database(name)
+    assert theirs.group == "reports"
+    settings = await other_team.get_configuration(name)
+    # Neither blocked nor protected: the archive before the deletion stopped at the check.
+    assert (settings.block_reads, settings.block_writes, settings.delete_protection) == (
+        False,
+        False,
+        False,
+    )
+    assert (await tenancy.get("acme")).status is TenantStatus.ACTIVE
     await other_team.delete_database(name)
