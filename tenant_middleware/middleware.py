@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from tenant_middleware.context import _current
 from tenant_middleware.errors import (
+    DatabaseBlocked,
     DatabaseError,
     ProvisioningError,
     RegistryError,
@@ -14,6 +15,8 @@ from tenant_middleware.errors import (
     TenantNotFound,
     TenantUnavailable,
 )
+from tenant_middleware.lifecycle import status_refusal
+from tenant_middleware.models import TenantKey, TenantStatus
 from tenant_middleware.problems import ErrorHandler, send_problem
 
 if TYPE_CHECKING:
@@ -89,8 +92,29 @@ class TenancyMiddleware:
                 logger.error("tenant database could not be prepared: %s", error, exc_info=error)
                 error = TenantUnavailable(retry_after=self.tenancy.config.retry_after)
             await self.on_error(scope, receive, send, error)
+        except DatabaseBlocked:
+            # The database server refused the tenant: another process suspended or archived
+            # it after this request resolved it from the cache. Answer as the contract says
+            # for its status now, and forget the stale context.
+            if response_started or scope_type != "http" or tenant is None:
+                raise
+            self.tenancy.invalidate(tenant.id)
+            await self.on_error(scope, receive, send, await self._refusal_of_blocked(tenant.id))
         finally:
             _current.reset(token)
+
+    async def _refusal_of_blocked(self, tenant_id: str) -> TenancyError:
+        retry_after = self.tenancy.config.retry_after
+        try:
+            current = await self.tenancy.registry.lookup(TenantKey("id", tenant_id))
+        except TenancyError:
+            return TenantUnavailable(retry_after=retry_after)
+        if current is None:
+            return TenantNotFound()
+        if current.status is TenantStatus.ACTIVE:
+            # Blocked on the server before the control plane says so (a transition in flight).
+            return TenantUnavailable(retry_after=retry_after)
+        return status_refusal(current.status, retry_after=retry_after)
 
     def _is_excluded(self, scope: Scope) -> bool:
         path: str = scope["path"]

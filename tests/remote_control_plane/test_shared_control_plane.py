@@ -126,3 +126,25 @@ async def test_the_control_namespace_is_created_on_first_start(
     two = make_instance(control_plane_url=sqld.url(name))
     await two.start()  # it exists now: created once, found by the next instance
     assert (await two.get("acme")).id == acme.id
+
+
+async def test_a_request_on_a_stale_context_gets_the_contracts_answer_not_a_server_error(
+    make_instance: TenancyFactory,
+) -> None:
+    # No event log, a long TTL: the second instance still believes the tenant active; its
+    # server does not, and the request must end as the tenant's status says.
+    one, two = make_instance(), make_instance(cache_ttl=3600, cache_sync_interval=0)
+    acme = await one.provision("acme")
+    async with client_for(app_for(two), host="acme.example.com") as client:
+        assert (await client.get("/query")).status_code == 200
+        await one.suspend("acme")
+        refused = await client.get("/query")
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["code"] == "tenant_suspended"
+        assert (await client.get("/whoami")).status_code == 403  # the stale context was dropped
+        await one.restore("acme")
+        two.invalidate(acme.id)  # what the event log would do (it is off here)
+        assert (await client.get("/query")).status_code == 200
+        await one.archive("acme")
+        gone = await client.get("/query")
+        assert gone.status_code == 410, gone.text
