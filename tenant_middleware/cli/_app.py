@@ -1,57 +1,40 @@
-"""Parse the command line, run one command in one event loop, and map errors to exit codes."""
+"""Parse the command line, run one command, and map errors to exit codes.
+
+Only what every run needs is imported here: each command imports its own modules when it runs,
+so `--help` and usage errors cost argparse, not the runtime.
+"""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
-from tenant_middleware.cli import commands
-from tenant_middleware.cli._check import check, config_problem
-from tenant_middleware.cli._errors import EXIT_ERROR, EXIT_INTERRUPTED, CLIError
-from tenant_middleware.cli._migrate import migrate
-from tenant_middleware.cli._packages import load_packages, packages_reference
+from tenant_middleware.cli._errors import EXIT_ERROR, EXIT_INTERRUPTED, CLIError, config_problem
 from tenant_middleware.cli._parser import PROG, build_parser
-from tenant_middleware.cli._render import Output
-from tenant_middleware.cli._rotate import generate_key, rotate_credentials, rotate_keys
-from tenant_middleware.cli._session import open_tenancy
-from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import ConfigError, TenancyError
-from tenant_middleware.runtime import Tenancy
-from tenant_middleware.schema.package import SchemaPackage
-
-Handler = Callable[[Tenancy, argparse.Namespace, Output], Awaitable[int]]
-HANDLERS: dict[str, Handler] = {
-    "provision": commands.provision,
-    "list": commands.list_tenants,
-    "show": commands.show,
-    "transition": commands.transition,
-    "delete": commands.delete,
-    "domains.add": commands.domains_add,
-    "domains.remove": commands.domains_remove,
-    "domains.list": commands.domains_list,
-    "migrate": migrate,
-    "stats": commands.stats,
-    "rotate-keys": rotate_keys,
-    "rotate-credentials": rotate_credentials,
-}
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return its exit code. Operator mistakes print a message, not a traceback."""
     args = build_parser().parse_args(argv)
-    output = Output()
     try:
-        if args.action == "check":
-            return asyncio.run(check(args, output))
         if args.action == "generate-key":
-            return generate_key(args, output)
-        config = TenancyConfig.from_env()
-        reference = packages_reference(getattr(args, "packages", None), os.environ)
-        packages = load_packages(reference)
-        return asyncio.run(_run_command(HANDLERS[args.action], args, output, config, packages))
+            from tenant_middleware.cli._rotate import generate_key
+
+            return generate_key(args)
+        from tenant_middleware.cli._render import Output
+
+        output = Output()
+        if args.action == "check":
+            import asyncio
+
+            from tenant_middleware.cli._check import check
+
+            return asyncio.run(check(args, output))
+        from tenant_middleware.cli._handlers import run_handler
+
+        return run_handler(args, output)
     except CLIError as exc:
         return _fail(str(exc), exc.exit_code)
     except ConfigError as exc:
@@ -66,17 +49,6 @@ def run(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_ERROR
-
-
-async def _run_command(
-    handler: Handler,
-    args: argparse.Namespace,
-    output: Output,
-    config: TenancyConfig,
-    packages: Sequence[SchemaPackage],
-) -> int:
-    async with open_tenancy(config, packages) as tenancy:
-        return await handler(tenancy, args, output)
 
 
 def _fail(message: str, code: int) -> int:

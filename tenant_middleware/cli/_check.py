@@ -10,7 +10,13 @@ from pathlib import Path
 
 from rich.text import Text
 
-from tenant_middleware.cli._errors import EXIT_ERROR, EXIT_OK, CLIError, setting_name
+from tenant_middleware.cli._errors import (
+    EXIT_ERROR,
+    EXIT_OK,
+    CLIError,
+    config_problem,
+    setting_name,
+)
 from tenant_middleware.cli._packages import ENV_VAR, OPTION, load_packages, packages_reference
 from tenant_middleware.cli._render import Output
 from tenant_middleware.cli._session import open_tenancy
@@ -50,12 +56,6 @@ async def check(args: argparse.Namespace, output: Output) -> int:
     problems = sum(not f.ok for f in findings)
     output.line("healthy" if not problems else f"{problems} problem(s) found")
     return EXIT_OK if not problems else EXIT_ERROR
-
-
-def config_problem(exc: ConfigError) -> str:
-    """A `ConfigError` in the operator's terms: the environment variable, then the reason."""
-    reason = str(exc).removeprefix(f"{exc.setting}: ")
-    return f"{setting_name(exc.setting)}: {reason}"
 
 
 def _check_packages(args: argparse.Namespace) -> Finding:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tenant_middleware.errors import ConfigError
+
 EXIT_OK = 0
 EXIT_ERROR = 1  # the operation failed: unknown tenant, invalid slug, unreachable database
 EXIT_USAGE = 2  # the command line was wrong or incomplete (argparse uses 2 as well)
@@ -23,3 +28,9 @@ class UsageError(CLIError):
 def setting_name(setting: str) -> str:
     """The environment variable of a `TenancyConfig` field (`cache_ttl` -> TENANCY_CACHE_TTL)."""
     return "TENANCY_" + setting.upper()
+
+
+def config_problem(exc: ConfigError) -> str:
+    """A `ConfigError` in the operator's terms: the environment variable, then the reason."""
+    reason = str(exc).removeprefix(f"{exc.setting}: ")
+    return f"{setting_name(exc.setting)}: {reason}"

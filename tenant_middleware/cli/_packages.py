@@ -11,9 +11,12 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tenant_middleware.cli._errors import CLIError
-from tenant_middleware.schema.package import SchemaPackage
+
+if TYPE_CHECKING:
+    from tenant_middleware.schema.package import SchemaPackage
 
 ENV_VAR = "TENANCY_PACKAGES"
 OPTION = "--packages"
@@ -66,6 +69,8 @@ def load_packages(reference: PackagesReference | None) -> tuple[SchemaPackage, .
 
 
 def _as_packages(value: object, where: str, reference: str) -> tuple[SchemaPackage, ...]:
+    from tenant_middleware.schema.package import SchemaPackage  # the parser needs none of it
+
     if isinstance(value, SchemaPackage):
         return (value,)
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from importlib import metadata
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from tenant_middleware.cli._packages import ENV_VAR as PACKAGES_ENV
@@ -42,10 +43,35 @@ def _json_object(text: str) -> dict[str, Any]:
 
 
 def _version() -> str:
+    from importlib import metadata  # slow to import: only `--version` needs it
+
     try:
         return metadata.version("tenant-middleware")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """`--version`, printed as argparse's own action does, the version read only when asked."""
+
+    def __init__(
+        self,
+        option_strings: Sequence[str],
+        dest: str = argparse.SUPPRESS,
+        default: str = argparse.SUPPRESS,
+        help: str = "show program's version number and exit",
+    ) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"{parser.prog} {_version()}\n")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, parents=[common]
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str, action: str | None = None) -> argparse.ArgumentParser:

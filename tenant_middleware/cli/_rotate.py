@@ -4,20 +4,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from tenant_middleware.cli._errors import EXIT_ERROR, EXIT_OK, UsageError, setting_name
-from tenant_middleware.cli._render import Output
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.secrets import generate_key as new_key_entry
 
 if TYPE_CHECKING:
+    from tenant_middleware.cli._render import Output
     from tenant_middleware.runtime import Tenancy
 
 _KEYS = setting_name("encryption_keys")
 
 
-def generate_key(args: argparse.Namespace, output: Output) -> int:
+def generate_key(args: argparse.Namespace) -> int:
     """`generate-key`: print a new `id:base64url-key` entry; no settings are read."""
     try:
         entry = new_key_entry(args.key_id)
@@ -26,9 +27,11 @@ def generate_key(args: argparse.Namespace, output: Output) -> int:
             "--id: a key id is 1-32 letters, digits, '.', '_' or '-', starting with a letter "
             "or digit"
         ) from None
-    output.line(entry)
-    output.note(
-        f"prepend it to {_KEYS} on every instance (keep the old entries), then run rotate-keys"
+    # Plain ASCII lines: rich would print the same bytes, after a slow import.
+    sys.stdout.write(f"{entry}\n")
+    sys.stdout.flush()
+    sys.stderr.write(
+        f"prepend it to {_KEYS} on every instance (keep the old entries), then run rotate-keys\n"
     )
     return EXIT_OK
 
