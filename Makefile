@@ -26,7 +26,7 @@ test: $(BIN)/python
 bench/.venv/bin/python:
 	sh bench/setup.sh
 
-# Every benchmark, ~6 min; the first run also provisions 11,000 tenants into bench/data/ (~3 min, once).
+# Sections 1-6 of BENCHMARKS.md, ~6 min; the first run also provisions 11,000 tenants into bench/data/ (~3 min, once).
 bench: bench/.venv/bin/python
 	sh bench/run.sh
 
