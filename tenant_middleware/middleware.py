@@ -12,7 +12,9 @@ from tenant_middleware.errors import (
     ProvisioningError,
     RegistryError,
     TenancyError,
+    TenantArchived,
     TenantNotFound,
+    TenantSuspended,
     TenantUnavailable,
 )
 from tenant_middleware.lifecycle import status_refusal
@@ -82,12 +84,20 @@ class TenancyMiddleware:
 
         try:
             await self.app(scope, receive, send_and_track)
-        except (TenantUnavailable, TenantNotFound, ProvisioningError) as error:
-            # Raised inside the app by tenant_db() (pool saturated, tenant gone since it was
-            # resolved, a lazy migration failing): answer as the contract says, unless the
-            # app already answered.
+        except (
+            TenantUnavailable,
+            TenantNotFound,
+            TenantSuspended,
+            TenantArchived,
+            ProvisioningError,
+        ) as error:
+            # Raised inside the app by tenant_db() (pool saturated; tenant gone, suspended or
+            # archived since it was resolved; a lazy migration failing): answer as the
+            # contract says, unless the app already answered.
             if response_started or scope_type != "http":
                 raise
+            if tenant is not None and not isinstance(error, TenantUnavailable):
+                self.tenancy.invalidate(tenant.id)  # the cached context is stale
             if isinstance(error, ProvisioningError):
                 logger.error("tenant database could not be prepared: %s", error, exc_info=error)
                 error = TenantUnavailable(retry_after=self.tenancy.config.retry_after)

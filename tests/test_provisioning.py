@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tenant_middleware import (
     DatabaseError,
     DuplicateTenant,
     InvalidIdentifier,
+    InvalidTransition,
     ProvisioningError,
     RegistryError,
     SubdomainSource,
@@ -260,12 +262,17 @@ class FailingActivation(MemoryRegistry):
         self.failures = 1
 
     async def set_status(
-        self, tenant_id: str, status: TenantStatus, *, reason: str | None = None
+        self,
+        tenant_id: str,
+        status: TenantStatus,
+        *,
+        reason: str | None = None,
+        expected: TenantStatus | None = None,
     ) -> TenantContext:
         if status is TenantStatus.ACTIVE and self.failures:
             self.failures -= 1
             raise RegistryError("control plane write failed")
-        return await super().set_status(tenant_id, status, reason=reason)
+        return await super().set_status(tenant_id, status, reason=reason, expected=expected)
 
 
 def backfilling_package(*, failures: int) -> SchemaPackage:
@@ -493,3 +500,52 @@ async def test_concurrent_first_requests_of_a_verified_identity_provision_once(
     async with client_for(app_for(tenancy), "other.example.com") as client:
         assert (await client.get("/whoami")).status_code == 404  # the host is still unverified
     assert [t.slug for t in await tenancy.list()] == ["rush"]
+
+
+class StaleReads(MemoryRegistry):
+    """A control plane read by a process that saw the tenant `failed` a moment before another
+    process finished provisioning it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: TenantContext | None = None
+
+    async def lookup(self, key: TenantKey) -> TenantContext | None:
+        if self.stale is not None and key.kind == "slug":
+            return self.stale
+        return await super().lookup(key)
+
+
+async def test_retrying_on_a_stale_failed_read_leaves_the_active_tenant_and_its_data(
+    build: Builder,
+) -> None:
+    registry = StaleReads()
+    tenancy = build(registry=registry)
+    acme = await tenancy.provision("acme")
+    async with tenancy.connect(acme) as db:
+        await db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        await db.execute("INSERT INTO orders VALUES (1)")
+    registry.stale = dataclasses.replace(acme, status=TenantStatus.FAILED)
+    with pytest.raises(InvalidTransition, match="is active, no longer failed"):
+        await tenancy.provision("acme")
+    registry.stale = None
+    assert (await tenancy.get("acme")).status is TenantStatus.ACTIVE
+    async with tenancy.connect("acme") as db:
+        assert (await db.execute("SELECT count(*) FROM orders")).scalar() == 1
+
+
+async def test_a_provisioning_finished_elsewhere_is_not_undone(build: Builder) -> None:
+    class FinishedElsewhere(MemoryRegistry):
+        """Another process activates the tenant while our workflow runs."""
+
+        async def record_event(self, tenant_id: str, kind: str, detail: Any = None) -> None:
+            await super().record_event(tenant_id, kind, detail)
+            if kind == "provisioning.schema":
+                await super().set_status(tenant_id, TenantStatus.ACTIVE)
+
+    tenancy = build(registry=FinishedElsewhere())
+    with pytest.raises(ProvisioningError, match="ended elsewhere"):
+        await tenancy.provision("acme")
+    acme = await tenancy.get("acme")
+    assert acme.status is TenantStatus.ACTIVE
+    assert await tenancy.provisioner.exists(tenancy.provisioner.locate(acme.id))

@@ -20,8 +20,10 @@ class Credentials:
         self._token: str | None = None
         if callable(token):
             self._provider = token
-        elif token:
-            self._token = token
+        elif token and token.strip():
+            # A secret read from a file or a variable often ends in a newline: a JWT has no
+            # whitespace, and a header value may not carry one.
+            self._token = token.strip()
         self._lock = asyncio.Lock()
 
     async def get(self) -> str | None:
@@ -50,9 +52,9 @@ class Credentials:
             raise
         except Exception as exc:
             raise DatabaseError(f"the token provider failed: {type(exc).__name__}") from exc
-        if not isinstance(token, str) or not token:
+        if not isinstance(token, str) or not token.strip():
             raise DatabaseError("the token provider returned no token")
-        return token
+        return token.strip()
 
     def __repr__(self) -> str:
         kind = "provider" if self._provider else "static" if self._token else "none"

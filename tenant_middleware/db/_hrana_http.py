@@ -89,10 +89,11 @@ class RetryPolicy:
 class HranaClient:
     """The HTTP client that `RemoteConnection`s of one backend share; close it once, at the end.
 
-    `timeout` is each request's deadline (waiting for a connection, connecting, sending,
-    reading). `max_connections` caps the requests in flight through this client (one
-    connection each) and `max_keepalive_connections` the idle connections kept open;
-    `max_in_flight` caps the requests in flight to one database.
+    `timeout` is each request's deadline (waiting for a slot of its database and for a
+    connection, connecting, sending, reading); a retried request (429, 503, 401) gets a new one.
+    `max_connections` caps the requests in flight through this client (one connection each),
+    `max_keepalive_connections` the idle connections kept open, and `max_in_flight` the
+    requests in flight to one database.
 
     The transport is `PooledTransport` (HTTP/1.1 on asyncio and h11; `_http_pool` says why not
     httpx), except when `trust_env` is true and the environment names an HTTP proxy
@@ -199,15 +200,18 @@ class HranaClient:
         headers = [("Content-Type", "application/json")]
         if token is not None:
             headers.append(("Authorization", f"Bearer {token}"))
-        async with self._slot(endpoint):
-            try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        try:
+            # One deadline for the wait for a slot of this database and the request itself.
+            async with asyncio.timeout_at(deadline), self._slot(endpoint):
                 return await self._transport.post(
-                    endpoint.route, headers, content, time_limit=self.timeout
+                    endpoint.route, headers, content, time_limit=deadline - loop.time()
                 )
-            except TransportTimeout as exc:
-                raise DatabaseError(f"{endpoint}: no answer within {self.timeout:g}s") from exc
-            except TransportError as exc:
-                raise DatabaseError(f"{endpoint}: {_scrub(str(exc), token)}") from exc
+        except (TimeoutError, TransportTimeout) as exc:
+            raise DatabaseError(f"{endpoint}: no answer within {self.timeout:g}s") from exc
+        except TransportError as exc:
+            raise DatabaseError(f"{endpoint}: {_scrub(str(exc), token)}") from exc
 
 
 def _default_transport(

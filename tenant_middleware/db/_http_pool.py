@@ -12,7 +12,8 @@ what httpcore itself parses HTTP/1.1 with) keeps the parsing correct: chunked an
 Rules of the pool:
 
 - a request takes one of `max_connections` slots for its whole exchange, then its
-  connection goes back idle, most recently used first, at most `max_idle` of them;
+  connection goes back idle, most recently used first, at most `max_idle` of them across all
+  hosts (room is made by closing expired connections first, then the longest idle);
 - an idle connection is reused only while the server has not closed it and for
   `keepalive_expiry` seconds (below the idle timeouts of servers and proxies), so a request is
   not sent on a connection the server is closing;
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import h11
@@ -119,7 +121,8 @@ class PooledTransport:
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_idle
         self._expiry = keepalive_expiry
-        self._idle: dict[_PoolKey, list[_Connection]] = {}
+        self._idle: dict[_PoolKey, list[_Connection]] = {}  # per host, most recent last
+        self._idle_order: OrderedDict[_Connection, _PoolKey] = OrderedDict()  # oldest first
         self._idle_count = 0
         self._busy: set[_Connection] = set()
         self._closed = False
@@ -138,17 +141,26 @@ class PooledTransport:
     ) -> HttpResponse:
         if self._closed:
             raise TransportError("the HTTP client is closed")
-        head = h11.Request(
-            method="POST",
-            target=route.target,
-            headers=[
-                ("Host", route.host_header),
-                ("Content-Length", str(len(body))),
-                *headers,
-            ],
-        )
+        try:
+            head = h11.Request(
+                method="POST",
+                target=route.target,
+                headers=[
+                    ("Host", route.host_header),
+                    ("Content-Length", str(len(body))),
+                    *headers,
+                ],
+            )
+        except h11.LocalProtocolError:
+            # h11 quotes the offending header, and that may be the token (a secret read from
+            # a file with its trailing newline): say which rule broke, never the value.
+            raise TransportError(
+                "a request header is not valid HTTP (a token with a newline or space?)"
+            ) from None
         try:
             async with asyncio.timeout(time_limit), self._slots:
+                if self._closed:  # closed while this request waited for a slot
+                    raise TransportError("the HTTP client is closed")
                 return await self._send(route, head, body)
         except TimeoutError as exc:
             raise TransportTimeout(f"no answer within {time_limit:g}s") from exc
@@ -175,19 +187,37 @@ class PooledTransport:
         now = time.monotonic()
         while idle:
             connection = idle.pop()
-            self._idle_count -= 1
+            self._forget_idle(key, connection, idle)
             if connection.reusable(now, self._expiry):
                 return connection
             connection.close()
         return None
 
     def _put_idle(self, key: _PoolKey, connection: _Connection) -> None:
-        if self._idle_count >= self._max_idle:
+        now = time.monotonic()
+        # Room first: connections past their expiry (of any host), then the longest idle.
+        # With a host per tenant (Turso), a full pool of old hosts must not turn every
+        # other tenant's request into a new connection.
+        for old, old_key in list(self._idle_order.items()):
+            if self._idle_count < self._max_idle and old.reusable(now, self._expiry):
+                break
+            self._idle[old_key].remove(old)
+            self._forget_idle(old_key, old, self._idle[old_key])
+            old.close()
+        if self._max_idle == 0:
             connection.close()
             return
-        connection.idle_since = time.monotonic()
+        connection.idle_since = now
         self._idle.setdefault(key, []).append(connection)
+        self._idle_order[connection] = key
         self._idle_count += 1
+
+    def _forget_idle(self, key: _PoolKey, connection: _Connection, idle: list[_Connection]) -> None:
+        # `connection` has just left `idle` (the list of its key).
+        del self._idle_order[connection]
+        self._idle_count -= 1
+        if not idle:
+            del self._idle[key]
 
     async def _connect(self, route: Route) -> _Connection:
         context = None
@@ -212,6 +242,7 @@ class PooledTransport:
             for connection in connections:
                 connection.close()
         self._idle.clear()
+        self._idle_order.clear()
         self._idle_count = 0
         for connection in self._busy:
             connection.close()

@@ -75,7 +75,10 @@ class TenantOperations(RuntimeParts):
             )
         elif existing.status is TenantStatus.FAILED:
             tenant = await self.registry.set_status(
-                existing.id, TenantStatus.PROVISIONING, reason="retry"
+                existing.id,
+                TenantStatus.PROVISIONING,
+                reason="retry",
+                expected=TenantStatus.FAILED,  # not if another process got there first
             )
         elif existing.status is TenantStatus.PROVISIONING:
             tenant = existing
@@ -166,6 +169,12 @@ class TenantOperations(RuntimeParts):
             )
         if not destroy_data:
             return
+        # Still archived, checked in a write right before the database goes: a restore by
+        # another process meanwhile stops the deletion (InvalidTransition), rather than let
+        # requests recreate the database under a tenant about to be removed.
+        await self.registry.set_status(
+            tenant.id, TenantStatus.ARCHIVED, reason="deleting", expected=TenantStatus.ARCHIVED
+        )
         await self.pools.discard(tenant.id)
         await self.provisioner.destroy(self.provisioner.locate(tenant.id))
         await self.registry.delete(tenant.id)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tenant_middleware.errors import PlatformConflict, ProvisioningError
+from tenant_middleware.errors import InvalidTransition, PlatformConflict, ProvisioningError
 from tenant_middleware.models import TenantContext, TenantStatus
 
 if TYPE_CHECKING:
@@ -51,7 +51,13 @@ class ProvisioningWorkflow:
                 tenant.id, "provisioning.schema", {"applied": [str(s) for s in applied]}
             )
             step = "activate"
-            return await self._registry.set_status(tenant.id, TenantStatus.ACTIVE)
+            return await self._registry.set_status(
+                tenant.id, TenantStatus.ACTIVE, expected=TenantStatus.PROVISIONING
+            )
+        except InvalidTransition as exc:
+            # Another process finished (or failed) this provisioning meanwhile: the tenant and
+            # its database are that process's outcome now, not ours to undo.
+            raise ProvisioningError(f"provisioning ended elsewhere: {exc}") from exc
         except Exception as exc:
             # Not ours to remove: the name is held by someone else's database.
             ours = not (step == "database" and isinstance(exc, PlatformConflict))
@@ -63,8 +69,19 @@ class ProvisioningWorkflow:
     ) -> None:
         reason = f"{step}: {error}"[:_REASON_LIMIT]
         logger.warning("provisioning failed; rolling back", extra={"tenant_id": tenant.id})
+        try:
+            # Claimed first, in one compare-and-set: only a tenant still `provisioning` (by
+            # us) has a database we may destroy, and once `failed` no request reopens it.
+            await self._registry.set_status(
+                tenant.id, TenantStatus.FAILED, reason=reason, expected=TenantStatus.PROVISIONING
+            )
+        except InvalidTransition:
+            logger.warning(
+                "provisioning changed elsewhere; nothing rolled back",
+                extra={"tenant_id": tenant.id},
+            )
+            return
         if not destroy:
-            await self._registry.set_status(tenant.id, TenantStatus.FAILED, reason=reason)
             return
         try:
             await self._provisioner.destroy(self._provisioner.locate(tenant.id))
@@ -76,4 +93,6 @@ class ProvisioningWorkflow:
                 exc_info=cleanup_error,
             )
             reason = f"{reason} (cleanup failed: {cleanup_error})"[:_REASON_LIMIT]
-        await self._registry.set_status(tenant.id, TenantStatus.FAILED, reason=reason)
+            await self._registry.set_status(
+                tenant.id, TenantStatus.FAILED, reason=reason, expected=TenantStatus.FAILED
+            )

@@ -9,11 +9,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from tenant_middleware import InvalidTransition, Tenancy, TenancyConfig, TenantStatus
+from tenant_middleware import (
+    InvalidTransition,
+    Tenancy,
+    TenancyConfig,
+    TenancyMiddleware,
+    TenantStatus,
+    tenant_db,
+)
 from tenant_middleware.naming import DatabaseLocation
 from tenant_middleware.provisioning import LocalProvisioner
 from tenant_middleware.registry import MemoryRegistry
+from tests.conftest import client_for
 
 ACTIVE, SUSPENDED, ARCHIVED = TenantStatus.ACTIVE, TenantStatus.SUSPENDED, TenantStatus.ARCHIVED
 
@@ -144,3 +157,34 @@ async def test_a_tenant_being_provisioned_cannot_be_deleted(
     with pytest.raises(InvalidTransition, match="being provisioned"):
         await tenancy.delete("halfway", destroy_data=True)
     assert (await tenancy.get(tenant.id)).status is TenantStatus.PROVISIONING
+
+
+async def test_a_tenant_suspended_elsewhere_is_refused_when_its_pool_has_to_reopen(
+    tmp_path: Path,
+) -> None:
+    # This process still caches the tenant as active; its pool was reaped; the CLI suspends
+    # it. The pool must not reopen, and the request gets the contract's 403, not a 500.
+    config = TenancyConfig(
+        data_dir=tmp_path / "data", base_domains=("example.com",), cache_sync_interval=0
+    )
+    async with Tenancy(config) as tenancy:
+        acme = await tenancy.provision("acme")
+
+        async def query(request: Request) -> JSONResponse:
+            async with tenant_db() as db:
+                return JSONResponse({"one": (await db.execute("SELECT 1")).scalar()})
+
+        app = Starlette(
+            routes=[Route("/", query)],
+            middleware=[Middleware(TenancyMiddleware, tenancy=tenancy)],
+        )
+        async with client_for(app, "acme.example.com") as client:
+            assert (await client.get("/")).json() == {"one": 1}
+            await tenancy.pools.discard(acme.id)  # reaped, or evicted by the pool cap
+            await tenancy.registry.set_status(acme.id, SUSPENDED)  # what the CLI does
+            refused = await client.get("/")
+            assert refused.status_code == 403
+            assert refused.json()["code"] == "tenant_suspended"
+            assert tenancy.pools.stats().open_pools == 0
+            await tenancy.registry.set_status(acme.id, ARCHIVED)
+            assert (await client.get("/")).status_code == 410  # its stale context was dropped

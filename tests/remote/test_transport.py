@@ -234,3 +234,75 @@ def test_an_http_proxy_in_the_environment_selects_httpx(monkeypatch: pytest.Monk
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert isinstance(HranaClient().transport, HttpxTransport)
     assert isinstance(HranaClient(trust_env=False).transport, PooledTransport)
+
+
+async def test_expired_connections_of_other_hosts_make_room_for_new_ones(
+    sqld: SqldServer, namespace: str
+) -> None:
+    # A host per tenant (Turso): the idle connections of hosts no longer asked for must not
+    # keep every other host from keeping its own.
+    transport = PooledTransport(max_idle=2, keepalive_expiry=0.05)
+    async with (
+        relay_to(sqld.http_port) as a,
+        relay_to(sqld.http_port) as b,
+        relay_to(sqld.http_port) as c,
+        HranaClient(transport=transport) as client,
+    ):
+        for relay in (a, b):
+            assert (await through(relay, sqld, namespace, client).execute("SELECT 1")).scalar()
+        assert transport.idle_connections == 2
+        await asyncio.sleep(0.1)  # both expire
+        third = through(c, sqld, namespace, client)
+        for n in range(5):
+            assert (await third.execute("SELECT ?", (n,))).scalar() == n
+        assert c.accepted == 1  # kept alive, reused
+        await a.wait_closed()
+        await b.wait_closed()
+        assert transport.idle_connections == 1
+
+
+async def test_the_longest_idle_connection_goes_when_the_pool_is_full(
+    sqld: SqldServer, namespace: str
+) -> None:
+    transport = PooledTransport(max_idle=1)
+    async with (
+        relay_to(sqld.http_port) as a,
+        relay_to(sqld.http_port) as b,
+        HranaClient(transport=transport) as client,
+    ):
+        await through(a, sqld, namespace, client).execute("SELECT 1")
+        await through(b, sqld, namespace, client).execute("SELECT 1")
+        await a.wait_closed()  # made room for b's
+        assert (transport.idle_connections, b.open) == (1, 1)
+
+
+async def test_a_token_is_sent_without_the_newline_of_the_file_it_came_from() -> None:
+    seen: list[bytes] = []
+
+    def respond(request: bytes) -> bytes:
+        seen.append(request)
+        body = _pipeline_answer("ok")
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    async with answering(respond) as port, HranaClient() as client:
+        conn = RemoteConnection(
+            "http://db.example", client=client, token="tok.en\n", connect_to=f"127.0.0.1:{port}"
+        )
+        assert (await conn.execute("SELECT v")).scalar() == "ok"
+    assert b"authorization: Bearer tok.en\r\n" in seen[0].lower().replace(b"bearer", b"Bearer")
+
+
+async def test_a_token_that_cannot_be_a_header_fails_without_being_quoted() -> None:
+    secret = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0\nc2VjcmV0c2lnbmF0dXJl"
+
+    async def provide() -> str:
+        return secret
+
+    async with HranaClient() as client:
+        conn = RemoteConnection(
+            "http://db.example", client=client, token=provide, connect_to="127.0.0.1:9"
+        )
+        with pytest.raises(DatabaseError, match="not valid HTTP") as failed:
+            await conn.execute("SELECT 1")
+    assert "c2VjcmV0" not in str(failed.value)
+    assert failed.value.__cause__ is None or "c2VjcmV0" not in str(failed.value.__cause__)
