@@ -45,7 +45,9 @@ logger = logging.getLogger("tenant_middleware")
 # Control-plane events (`tenant_middleware.sync`) after which a key may now resolve, and after
 # which a tenant's open connections must go.
 _NEW_KEY_EVENTS = frozenset({"created", "domain_added"})
-_POOL_CLOSING_EVENTS = frozenset({"deleted", "credentials_changed", "credentials.rotated"})
+# Not `credentials_changed`: `rotate-keys` re-encrypts every tenant's token (the token stays
+# valid) and a refreshed token is picked up on the next 401; only a rotation revokes the old.
+_POOL_CLOSING_EVENTS = frozenset({"deleted", "credentials.rotated"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +275,7 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
         process): the `ChangeFollower` calls it with the events it has not seen yet.
 
         Each changed tenant leaves the cache; a tenant that stopped being servable (suspended,
-        archived, deleted) or got new credentials also has its pool closed; new tenants and
+        archived, deleted) or whose credentials were rotated also has its pool closed; new tenants and
         domains clear the negative cache. `overflow` (too many events to read) clears the
         whole cache instead.
         """

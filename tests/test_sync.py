@@ -209,3 +209,20 @@ async def test_more_changes_than_one_read_drop_the_whole_cache(instance: Instanc
     assert serving.cache.stats().size == 0
     assert await follower_small.poll() == 0  # it goes on from the newest event
     await follower_small.aclose()
+
+
+async def test_re_encrypted_credentials_keep_pools_and_rotated_ones_close_them(
+    instance: Instances,
+) -> None:
+    serving = instance()
+    acme = await serving.provision("acme")
+    async with serving.connect(acme) as db:
+        await db.execute("SELECT 1")
+    assert serving.pools.stats().open_pools == 1
+    # rotate-keys elsewhere: the same token under another key; the open connections stay valid.
+    reencrypted = TenantEvent(id=1, tenant_id=acme.id, kind="credentials_changed", at=0)
+    await serving.apply_changes([reencrypted])
+    assert serving.pools.stats().open_pools == 1
+    rotated = TenantEvent(id=2, tenant_id=acme.id, kind="credentials.rotated", at=0)
+    await serving.apply_changes([rotated])
+    assert serving.pools.stats().open_pools == 0
