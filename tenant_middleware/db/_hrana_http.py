@@ -23,12 +23,19 @@ import random
 import ssl
 import urllib.request
 import weakref
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 
+from tenant_middleware.db._hrana_answers import (
+    TOO_MANY_REQUESTS,
+    UNAUTHORIZED,
+    decode,
+    http_error,
+    retry_after,
+    scrub,
+)
 from tenant_middleware.db._http import (
     HttpResponse,
     HttpxTransport,
@@ -37,13 +44,7 @@ from tenant_middleware.db._http import (
     TransportTimeout,
 )
 from tenant_middleware.db._http_pool import PooledTransport
-from tenant_middleware.errors import (
-    DatabaseAuthError,
-    DatabaseBusy,
-    DatabaseError,
-    DatabaseNotFound,
-    DatabaseTransactionAborted,
-)
+from tenant_middleware.errors import DatabaseError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -53,12 +54,11 @@ if TYPE_CHECKING:
     from tenant_middleware.db._hrana_url import Endpoint
 
 _jitter = random.SystemRandom()
-_MAX_MESSAGE = 300
-_OK, _UNAUTHORIZED, _FORBIDDEN, _NOT_FOUND, _TOO_MANY_REQUESTS = 200, 401, 403, 404, 429
+_OK = 200
 # Answers to a request that ran nothing, so one that opens no stream can be sent again: sqld's
 # "Too many concurrent requests" and `DbCreateTimeout` (429), and 503 (sqld shutting a
 # namespace store down, a proxy with no backend).
-_NOT_RUN = frozenset({_TOO_MANY_REQUESTS, 503})
+_NOT_RUN = frozenset({TOO_MANY_REQUESTS, 503})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -181,17 +181,17 @@ class HranaClient:
             response = await self._send(endpoint, token, content)
             status = response.status
             if status == _OK:
-                return _decode(endpoint, response)
-            if status == _UNAUTHORIZED and not refreshed:
+                return decode(endpoint, response)
+            if status == UNAUTHORIZED and not refreshed:
                 refreshed = True
                 if await credentials.refresh(token):
                     continue
             if status in _NOT_RUN and baton is None:
-                retry_after = _retry_after(response)
+                asked = retry_after(response)
                 if attempt + 1 < self.retry.attempts and (
-                    retry_after is None or retry_after <= self.retry.max_delay
+                    asked is None or asked <= self.retry.max_delay
                 ):
-                    await asyncio.sleep(self.retry.delay(attempt, retry_after))
+                    await asyncio.sleep(self.retry.delay(attempt, asked))
                     attempt += 1
                     continue
             raise http_error(endpoint, response, attempts=attempt + 1, token=token)
@@ -211,7 +211,7 @@ class HranaClient:
         except (TimeoutError, TransportTimeout) as exc:
             raise DatabaseError(f"{endpoint}: no answer within {self.timeout:g}s") from exc
         except TransportError as exc:
-            raise DatabaseError(f"{endpoint}: {_scrub(str(exc), token)}") from exc
+            raise DatabaseError(f"{endpoint}: {scrub(str(exc), token)}") from exc
 
 
 def _default_transport(
@@ -231,63 +231,3 @@ def _default_transport(
 def _proxy_configured() -> bool:
     proxies = urllib.request.getproxies_environment()
     return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
-
-
-def _scrub(message: str, token: str | None) -> str:
-    return message.replace(token, "[token]") if token else message
-
-
-def _decode(endpoint: Endpoint, response: HttpResponse) -> Json:
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise DatabaseError(f"{endpoint}: the server sent a malformed pipeline response") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-        raise DatabaseError(f"{endpoint}: the server sent a malformed pipeline response")
-    return body
-
-
-def _retry_after(response: HttpResponse) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # absent, or an HTTP date: fall back to our own backoff
-    return max(seconds, 0.0)
-
-
-def http_error(
-    endpoint: Endpoint, response: HttpResponse, *, attempts: int = 1, token: str | None = None
-) -> DatabaseError:
-    """Translate a failed pipeline response into the library's error of that kind."""
-    status = response.status
-    # A proxy's error page could echo the request; never let the token through.
-    message, code = _server_error(response)
-    message = _scrub(message, token)
-    detail = f"{endpoint}: {message}"
-    if status in (_UNAUTHORIZED, _FORBIDDEN):
-        refusal = "refused the token" if status == 401 else "does not allow this with the token"
-        return DatabaseAuthError(f"{endpoint}: the server {refusal} ({message})", status=status)
-    if status == _NOT_FOUND:
-        return DatabaseNotFound(f"{detail} (HTTP 404)")
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    if status == _TOO_MANY_REQUESTS:
-        return DatabaseBusy(f"{detail} (HTTP 429{tries})")
-    if code == "STREAM_EXPIRED":
-        return DatabaseTransactionAborted(f"{detail} ({code})")
-    return DatabaseError(f"{detail} (HTTP {status}{f', {code}' if code else ''}{tries})")
-
-
-def _server_error(response: HttpResponse) -> tuple[str, str | None]:
-    # sqld answers {"error": "..."} or a Hrana Error {"message", "code"}, proxies plain text.
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, Mapping):
-        message = body.get("error") or body.get("message")
-        code = body.get("code")
-        if isinstance(message, str) and message:
-            return message[:_MAX_MESSAGE], code if isinstance(code, str) else None
-    text = response.text.strip()
-    return (text[:_MAX_MESSAGE] or response.reason or "no detail"), None

@@ -1,0 +1,89 @@
+"""Reading a pipeline answer: its body, its `Retry-After`, and the error a failure becomes.
+
+Apart from the client because it is the part that faces what servers and proxies send: every
+message taken from an answer is bounded and has the token scrubbed out of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from tenant_middleware.errors import (
+    DatabaseAuthError,
+    DatabaseBusy,
+    DatabaseError,
+    DatabaseNotFound,
+    DatabaseTransactionAborted,
+)
+
+if TYPE_CHECKING:
+    from tenant_middleware.db._hrana_protocol import Json
+    from tenant_middleware.db._hrana_url import Endpoint
+    from tenant_middleware.db._http import HttpResponse
+
+_MAX_MESSAGE = 300
+UNAUTHORIZED, FORBIDDEN, NOT_FOUND, TOO_MANY_REQUESTS = 401, 403, 404, 429
+
+
+def scrub(message: str, token: str | None) -> str:
+    """`message` with the token replaced (a proxy's error page could echo the request)."""
+    return message.replace(token, "[token]") if token else message
+
+
+def decode(endpoint: Endpoint, response: HttpResponse) -> Json:
+    """The `PipelineRespBody` of a 200 answer; `DatabaseError` when it is not one."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise DatabaseError(f"{endpoint}: the server sent a malformed pipeline response") from exc
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        raise DatabaseError(f"{endpoint}: the server sent a malformed pipeline response")
+    return body
+
+
+def retry_after(response: HttpResponse) -> float | None:
+    """The seconds `Retry-After` asks for, None without a number there."""
+    value = response.headers.get("retry-after", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # absent, or an HTTP date: fall back to our own backoff
+    return max(seconds, 0.0)
+
+
+def http_error(
+    endpoint: Endpoint, response: HttpResponse, *, attempts: int = 1, token: str | None = None
+) -> DatabaseError:
+    """Translate a failed pipeline response into the library's error of that kind."""
+    status = response.status
+    # A proxy's error page could echo the request; never let the token through.
+    message, code = _server_error(response)
+    message = scrub(message, token)
+    detail = f"{endpoint}: {message}"
+    if status in (UNAUTHORIZED, FORBIDDEN):
+        refusal = "refused the token" if status == 401 else "does not allow this with the token"
+        return DatabaseAuthError(f"{endpoint}: the server {refusal} ({message})", status=status)
+    if status == NOT_FOUND:
+        return DatabaseNotFound(f"{detail} (HTTP 404)")
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if status == TOO_MANY_REQUESTS:
+        return DatabaseBusy(f"{detail} (HTTP 429{tries})")
+    if code == "STREAM_EXPIRED":
+        return DatabaseTransactionAborted(f"{detail} ({code})")
+    return DatabaseError(f"{detail} (HTTP {status}{f', {code}' if code else ''}{tries})")
+
+
+def _server_error(response: HttpResponse) -> tuple[str, str | None]:
+    # sqld answers {"error": "..."} or a Hrana Error {"message", "code"}, proxies plain text.
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        message = body.get("error") or body.get("message")
+        code = body.get("code")
+        if isinstance(message, str) and message:
+            return message[:_MAX_MESSAGE], code if isinstance(code, str) else None
+    text = response.text.strip()
+    return (text[:_MAX_MESSAGE] or response.reason or "no detail"), None
