@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
-from tenant_middleware.errors import ConfigError, DuplicateTenant, TenantNotFound, TenantUnavailable
+from tenant_middleware.errors import DuplicateTenant, TenantNotFound, TenantUnavailable
 from tenant_middleware.hooks import Hook, Hooks
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
@@ -26,14 +26,13 @@ from tenant_middleware.operations.credentials import CredentialOperations
 from tenant_middleware.operations.schema import SchemaOperations
 from tenant_middleware.operations.tenants import TenantOperations
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
-from tenant_middleware.provisioning import LocalProvisioner, Provisioner, SqldProvisioner
-from tenant_middleware.provisioning.turso import TursoProvisioner
+from tenant_middleware.provisioning import Provisioner, SqldProvisioner
+from tenant_middleware.provisioning.factory import build_provisioner
 from tenant_middleware.provisioning.workflow import ProvisioningWorkflow
 from tenant_middleware.registry import Registry, SQLRegistry, TenantEvent
 from tenant_middleware.resolver import CacheKey, Resolver
 from tenant_middleware.schema.package import SchemaPackage
 from tenant_middleware.schema.service import SchemaService
-from tenant_middleware.secrets import KeyRing
 from tenant_middleware.sources import build_sources
 from tenant_middleware.sources.base import TenantSource
 from tenant_middleware.sync import ChangeFollower
@@ -57,35 +56,6 @@ class TenancyStats:
     started: bool
     cache: CacheStats
     pools: PoolStats
-
-
-def build_provisioner(config: TenancyConfig, *, registry: Registry | None = None) -> Provisioner:
-    """The provisioner the config names (`local` files, `sqld` namespaces, `turso` databases).
-
-    The turso provisioner stores each tenant's encrypted token in `registry` (required for it),
-    as does the sqld one each namespace's key with `sqld_namespace_keys`.
-    """
-    if config.provisioner == "turso":
-        if registry is None:
-            raise ConfigError("provisioner", "the turso provisioner needs the registry")
-        return TursoProvisioner.from_config(config, registry=registry)
-    if config.provisioner == "sqld":
-        # Validated by the config: the sqld provisioner has its URL, admin URL and key (and
-        # encryption keys, with namespace keys).
-        keys: dict[str, Any] = {}
-        if config.sqld_namespace_keys:
-            if registry is None:
-                raise ConfigError("sqld_namespace_keys", "namespace keys need the registry")
-            keys = {"registry": registry, "keyring": KeyRing.parse(str(config.encryption_keys))}
-        return SqldProvisioner(
-            url=str(config.sqld_url),
-            admin_url=str(config.sqld_admin_url),
-            signing_key_pem=str(config.sqld_signing_key),
-            connect_to=config.sqld_connect_to,
-            busy_timeout=config.busy_timeout,
-            **keys,
-        )
-    return LocalProvisioner(config.data_dir, busy_timeout=config.busy_timeout)
 
 
 class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
@@ -275,9 +245,9 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
         process): the `ChangeFollower` calls it with the events it has not seen yet.
 
         Each changed tenant leaves the cache; a tenant that stopped being servable (suspended,
-        archived, deleted) or whose credentials were rotated also has its pool closed; new tenants and
-        domains clear the negative cache. `overflow` (too many events to read) clears the
-        whole cache instead.
+        archived, deleted) or whose credentials were rotated also has its pool closed; new
+        tenants and domains clear the negative cache. `overflow` (too many events to read)
+        clears the whole cache instead.
         """
         if overflow:
             self.cache.clear()

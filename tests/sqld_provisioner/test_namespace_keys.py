@@ -30,8 +30,8 @@ from tenant_middleware.db.hrana import HranaClient, RemoteConnection
 from tenant_middleware.errors import CredentialError
 from tenant_middleware.naming import database_name
 from tenant_middleware.provisioning import SqldProvisioner
+from tenant_middleware.provisioning.factory import build_provisioner
 from tenant_middleware.registry import MemoryRegistry
-from tenant_middleware.runtime import build_provisioner
 from tenant_middleware.schema.package import Migration, SchemaPackage
 from tenant_middleware.secrets import KeyRing, generate_key, namespace_key_binding, token_binding
 from tests.conftest import client_for
