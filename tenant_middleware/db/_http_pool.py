@@ -198,7 +198,8 @@ class PooledTransport:
         # Room first: connections past their expiry (of any host), then the longest idle.
         # With a host per tenant (Turso), a full pool of old hosts must not turn every
         # other tenant's request into a new connection.
-        for old, old_key in list(self._idle_order.items()):
+        while self._idle_order:
+            old, old_key = next(iter(self._idle_order.items()))
             if self._idle_count < self._max_idle and old.reusable(now, self._expiry):
                 break
             self._idle[old_key].remove(old)
