@@ -3,18 +3,12 @@
 - `create`: the group is created if missing (`ensure_group`), then the database (a 409 for a
   database of the tenant's own name in the same group adopts it); a full-access token is
   minted, encrypted with the `KeyRing` (bound to the tenant id) and stored with the database
-  URL in the registry (`set_credentials`). If minting or storing fails after the database was
+  URL in the registry (`_turso_tokens`). If minting or storing fails after the database was
   created (not adopted), the database is deleted again and the error re-raised.
 - `exists`: the registry holds the tenant's credentials and the API knows the database.
-- `connect`: a `RemoteConnection` to the stored URL with the stored token, decrypted here. When
-  the database refuses it (401: expired, or rotated out-of-band) the connection asks for
-  another: the registry is read again (another app instance may have stored a new one), and
-  if it still holds the refused token a new one is minted, encrypted and stored with a
-  compare-and-set (`Registry.replace_credentials`), so of two instances refreshing at once
-  one token wins and the other instance uses it. One refresh per tenant at a time in a process.
-- `rotate_credentials`: invalidate every token of the database (`rotate_tokens`), mint a new
-  one and store it (compare-and-set, retried on a concurrent refresh: the token minted after
-  the rotation is the one known to work).
+- `connect`: a `RemoteConnection` to the stored URL with the stored token, decrypted here; a
+  token the database refuses (401) is replaced (`_turso_tokens`).
+- `rotate_credentials`: every token of the database invalidated, a new one stored.
 - `destroy`: delete protection cleared, the database deleted (404 is fine), credentials
   cleared.
 - `block`: `block_reads`/`block_writes` (suspend, archive, restore) and `delete_protection`
@@ -27,35 +21,26 @@ the API URL is `https`, `http://{Hostname}` when it is `http` (a local emulator,
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from tenant_middleware.db.hrana import HranaClient, RemoteConnection
-from tenant_middleware.errors import (
-    ConfigError,
-    CredentialError,
-    PlatformConflict,
-    PlatformNotFound,
-    TenantNotFound,
-)
+from tenant_middleware.errors import ConfigError, PlatformConflict, PlatformNotFound
 from tenant_middleware.naming import DatabaseLocation, database_name
 from tenant_middleware.platform.turso import TursoClient
-from tenant_middleware.secrets import KeyRing, Secret, token_binding
+from tenant_middleware.provisioning._turso_tokens import TursoTokens
+from tenant_middleware.secrets import KeyRing
 
 if TYPE_CHECKING:
     from tenant_middleware.config import TenancyConfig
     from tenant_middleware.registry import Registry
 
 logger = logging.getLogger("tenant_middleware.provisioning")
-# Compare-and-set attempts before giving up on a token row that changes under every write.
-_ATTEMPTS = 3
 
 
 def database_scheme(api_url: str) -> str:
@@ -93,8 +78,6 @@ class TursoProvisioner:
         timeout: float = 10.0,
     ) -> None:
         self._client = client
-        self._registry = registry
-        self._keyring = keyring
         self.group = group
         self.location = location
         self.token_expiration = token_expiration
@@ -108,9 +91,9 @@ class TursoProvisioner:
         self._hrana_client = (
             hrana_client if hrana_client is not None else HranaClient(timeout=timeout)
         )
-        # Token refreshes in progress, by tenant id: the connections of one tenant's pool
-        # refused together wait for one refresh instead of minting a token each.
-        self._refreshing: dict[str, asyncio.Future[Secret]] = {}
+        self._tokens = TursoTokens(
+            registry=registry, keyring=keyring, api=self._api, expiration=token_expiration
+        )
 
     @classmethod
     def from_config(
@@ -178,15 +161,10 @@ class TursoProvisioner:
         await self._api().ensure_group(self.group, location=self.location)
         created = await self._api().create_database(location.name, group=self.group)
         url = f"{self.scheme}://{created.hostname}"
-        if created.adopted:
-            stored_url, envelope = await self._registry.get_credentials(location.tenant_id)
-            if stored_url == url and envelope is not None:
-                return  # a resumed create: the token is stored already
+        if created.adopted and await self._tokens.stored_url(location.tenant_id) == url:
+            return  # a resumed create: the token is stored already
         try:
-            _, envelope = await self._mint(location)
-            await self._registry.set_credentials(
-                location.tenant_id, database_url=url, token_ciphertext=envelope
-            )
+            await self._tokens.store_new(location, database_url=url)
         except BaseException:
             if not created.adopted:
                 await self._undo_create(location)
@@ -206,8 +184,7 @@ class TursoProvisioner:
 
     async def exists(self, location: DatabaseLocation) -> bool:
         """Whether the database exists and its credentials are stored."""
-        url, envelope = await self._registry.get_credentials(location.tenant_id)
-        if url is None or envelope is None:
+        if await self._tokens.stored_url(location.tenant_id) is None:
             return False
         try:
             await self._api().get_database(location.name)
@@ -217,88 +194,15 @@ class TursoProvisioner:
 
     async def connect(self, location: DatabaseLocation) -> RemoteConnection:
         """Open a connection with the stored token; a refused token is replaced (see above)."""
-        url, envelope = await self._registry.get_credentials(location.tenant_id)
-        if url is None or envelope is None:
-            raise CredentialError(f"no database credentials stored for tenant {location.tenant_id}")
-        current = self._open(location.tenant_id, envelope)
-        first = True
-
-        async def provide() -> str:
-            # Asked once when the connection starts, then only after the server refused the
-            # token this gave it last: that one is what needs replacing.
-            nonlocal current, first
-            if first:
-                first = False
-            else:
-                current = await self._replacement(location, refused=current)
-            return current.reveal()
-
+        url, token = await self._tokens.for_connection(location)
         return RemoteConnection(
             url,
-            token=provide,
+            token=token,
             busy_timeout=self.busy_timeout,
             client=self._hrana(),
             connect_to=self.connect_to,
             setting="database_url",
         )
-
-    def _open(self, tenant_id: str, envelope: bytes) -> Secret:
-        return self._keyring.decrypt(envelope, associated_data=token_binding(tenant_id))
-
-    async def _mint(self, location: DatabaseLocation) -> tuple[Secret, bytes]:
-        """A new full-access token for the database, and its envelope (bound to the tenant)."""
-        token = await self._api().create_token(
-            location.name, expiration=self.token_expiration, authorization="full-access"
-        )
-        envelope = self._keyring.encrypt(
-            token.jwt, associated_data=token_binding(location.tenant_id)
-        )
-        return Secret(token.jwt), envelope
-
-    async def _replacement(self, location: DatabaseLocation, *, refused: Secret) -> Secret:
-        """A token other than `refused`, from a refresh this process shares per tenant."""
-        token = refused
-        for _ in range(2):
-            flight = self._refreshing.get(location.tenant_id)
-            if flight is None or flight.done():
-                flight = asyncio.ensure_future(self._refresh(location, refused))
-                self._refreshing[location.tenant_id] = flight
-                flight.add_done_callback(partial(self._landed, location.tenant_id))
-            # Shielded: a cancelled request must not cancel the refresh others wait for.
-            token = await asyncio.shield(flight)
-            if token != refused:
-                break
-            # The refresh joined was for an older token and found this one: refresh again.
-        return token
-
-    def _landed(self, tenant_id: str, flight: asyncio.Future[Secret]) -> None:
-        if self._refreshing.get(tenant_id) is flight:
-            del self._refreshing[tenant_id]
-        if not flight.cancelled():
-            flight.exception()  # retrieved: every waiter may have gone (cancelled requests)
-
-    async def _refresh(self, location: DatabaseLocation, refused: Secret) -> Secret:
-        tenant_id = location.tenant_id
-        minted: tuple[Secret, bytes] | None = None
-        for _ in range(_ATTEMPTS):
-            url, envelope = await self._registry.get_credentials(tenant_id)
-            if url is None or envelope is None:
-                raise CredentialError(f"no database credentials stored for tenant {tenant_id}")
-            stored = self._open(tenant_id, envelope)
-            if stored != refused:
-                return stored  # replaced already, by another connection or app instance
-            # Minted once per refresh: a lost compare-and-set over a row that still holds the
-            # refused token (it was only re-encrypted meanwhile) stores the same new token.
-            if minted is None:
-                minted = await self._mint(location)
-            token, fresh = minted
-            if await self._registry.replace_credentials(
-                tenant_id, expected=envelope, database_url=url, token_ciphertext=fresh
-            ):
-                logger.info("refused database token replaced", extra={"tenant_id": tenant_id})
-                return token
-            # Another instance stored a token first: the next read finds and uses it.
-        raise CredentialError(f"the stored token of tenant {tenant_id} kept changing")
 
     async def rotate_credentials(self, location: DatabaseLocation) -> None:
         """Invalidate every token of the database, then mint a new one and store it encrypted.
@@ -306,23 +210,7 @@ class TursoProvisioner:
         Connections still holding an old token are refused (401) and pick the new one up
         from the registry.
         """
-        tenant_id = location.tenant_id
-        url, envelope = await self._registry.get_credentials(tenant_id)
-        if url is None or envelope is None:
-            raise CredentialError(f"no database credentials stored for tenant {tenant_id}")
-        await self._api().rotate_tokens(location.name)
-        _, fresh = await self._mint(location)
-        for _ in range(_ATTEMPTS):
-            if await self._registry.replace_credentials(
-                tenant_id, expected=envelope, database_url=url, token_ciphertext=fresh
-            ):
-                return
-            # A refresh stored a token meanwhile, maybe one minted before the rotation (and
-            # so void): ours, minted after it, is known to work and goes in over it.
-            url, envelope = await self._registry.get_credentials(tenant_id)
-            if url is None or envelope is None:
-                raise CredentialError(f"the credentials of tenant {tenant_id} were removed")
-        raise CredentialError(f"the stored token of tenant {tenant_id} kept changing")
+        await self._tokens.rotate(location)
 
     async def destroy(self, location: DatabaseLocation) -> None:
         """Delete the database (delete protection lifted first) and forget its credentials.
@@ -336,10 +224,7 @@ class TursoProvisioner:
             await self._api().delete_database(location.name)
         except PlatformNotFound:
             pass
-        with contextlib.suppress(TenantNotFound):  # deleted from the registry already
-            await self._registry.set_credentials(
-                location.tenant_id, database_url=None, token_ciphertext=None
-            )
+        await self._tokens.forget(location.tenant_id)
 
     async def block(
         self,

@@ -37,7 +37,7 @@ INSTALL_HINT = (
     "(Debian's packages; .ci/run installs them)"
 )
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-WAIT = 10.0  # seconds for any one page or element
+WAIT = 30.0  # seconds for any one page or element (an upper bound: a loaded CI box is slow)
 
 # Headless, no sandbox (CI runs as root), and no traffic of Chromium's own: no background
 # requests, and every host name but 127.0.0.1 fails to resolve.

@@ -10,10 +10,11 @@ from tenant_middleware.validation import new_tenant_id
 
 
 def public_methods(cls: type) -> dict[str, inspect.Signature]:
+    # dir(), not vars(): SQLRegistry gets most of its methods from a mixin per table.
     return {
-        name: inspect.signature(member)
-        for name, member in vars(cls).items()
-        if callable(member) and not name.startswith("_")
+        name: inspect.signature(getattr(cls, name))
+        for name in dir(cls)
+        if not name.startswith("_") and callable(getattr(cls, name))
     }
 
 

@@ -28,9 +28,9 @@ from tenant_middleware import (
 from tenant_middleware.db.hrana import RemoteConnection
 from tenant_middleware.errors import ConfigError, CredentialError
 from tenant_middleware.naming import database_name
+from tenant_middleware.provisioning.factory import build_provisioner
 from tenant_middleware.provisioning.turso import TursoProvisioner
 from tenant_middleware.registry import MemoryRegistry
-from tenant_middleware.runtime import build_provisioner
 from tenant_middleware.schema.ledger import LEDGER_TABLE
 from tenant_middleware.schema.package import Migration, SchemaPackage
 from tenant_middleware.secrets import KeyRing, generate_key, key_id_of, token_binding
