@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -205,15 +205,20 @@ async def test_broken_answers_are_database_errors(raw: bytes, reason: str) -> No
     assert len(str(failed.value)) < 400
 
 
-async def test_the_request_names_the_database_in_host_and_sends_the_token() -> None:
-    seen: list[bytes] = []
+def recording_ok(seen: list[bytes]) -> Callable[[bytes], bytes]:
+    """An `answering` server's answer: each request kept in `seen`, answered 200 "ok"."""
 
     def respond(request: bytes) -> bytes:
         seen.append(request)
         body = _pipeline_answer("ok")
         return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
-    async with answering(respond) as port, HranaClient() as client:
+    return respond
+
+
+async def test_the_request_names_the_database_in_host_and_sends_the_token() -> None:
+    seen: list[bytes] = []
+    async with answering(recording_ok(seen)) as port, HranaClient() as client:
         conn = RemoteConnection(
             "http://tenant-a.db.internal:8080",
             client=client,
@@ -278,13 +283,7 @@ async def test_the_longest_idle_connection_goes_when_the_pool_is_full(
 
 async def test_a_token_is_sent_without_the_newline_of_the_file_it_came_from() -> None:
     seen: list[bytes] = []
-
-    def respond(request: bytes) -> bytes:
-        seen.append(request)
-        body = _pipeline_answer("ok")
-        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-
-    async with answering(respond) as port, HranaClient() as client:
+    async with answering(recording_ok(seen)) as port, HranaClient() as client:
         conn = RemoteConnection(
             "http://db.example", client=client, token="tok.en\n", connect_to=f"127.0.0.1:{port}"
         )
