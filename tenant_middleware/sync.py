@@ -12,7 +12,8 @@ those that stopped being servable.
 A control plane that cannot be read is logged and tried again at the next tick; the cache
 entries then stay as they are, bounded by `cache_ttl` as before. When more events arrived than
 one read takes (`batch`), the follower reports an overflow and the runtime drops its whole
-cache rather than miss one.
+cache rather than miss one; it does the same when the log went back (a control plane restored
+from a backup), which it checks every 30 polls that found nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from tenant_middleware.registry import Registry, TenantEvent
 
 logger = logging.getLogger("tenant_middleware.sync")
+# Every this many polls that found nothing, check that the log did not go back (a restore).
+_RESTORE_CHECK_EVERY = 30
 
 # Called with the new events, oldest first, and whether some were skipped (an overflow).
 ChangeHandler = Callable[[Sequence["TenantEvent"], bool], Awaitable[None]]
@@ -94,6 +97,8 @@ class ChangeFollower:
         events = await self._registry.events_after(self._cursor, limit=self._batch + 1)
         self.polls += 1
         if not events:
+            if self.polls % _RESTORE_CHECK_EVERY == 0:
+                await self._check_restored()
             return 0
         overflow = len(events) > self._batch
         if overflow:
@@ -105,3 +110,13 @@ class ChangeFollower:
         await self._on_changes(events, False)
         self._cursor = events[-1].id
         return len(events)
+
+    async def _check_restored(self) -> None:
+        # A control plane restored from a backup has fewer events than we have seen: nothing
+        # would ever come after our cursor again. Start over from its newest, and drop the
+        # whole cache, whose entries may be newer than the control plane now is.
+        newest = await self._registry.last_event_id()
+        if self._cursor is not None and newest < self._cursor:
+            logger.warning("the control plane's event log went back; following it from there")
+            self._cursor = newest
+            await self._on_changes((), True)

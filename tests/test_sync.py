@@ -226,3 +226,36 @@ async def test_re_encrypted_credentials_keep_pools_and_rotated_ones_close_them(
     rotated = TenantEvent(id=2, tenant_id=acme.id, kind="credentials.rotated", at=0)
     await serving.apply_changes([rotated])
     assert serving.pools.stats().open_pools == 0
+
+
+async def test_a_control_plane_restored_from_a_backup_is_followed_from_its_newest_event() -> None:
+    class Restorable:
+        def __init__(self) -> None:
+            self.newest = 50
+
+        async def last_event_id(self) -> int:
+            return self.newest
+
+        async def events_after(self, event_id: int, *, limit: int) -> Sequence[TenantEvent]:
+            if event_id >= self.newest:
+                return []
+            return [
+                TenantEvent(id=n, tenant_id="t1", kind="status_changed", at=0)
+                for n in range(event_id + 1, min(self.newest, event_id + limit) + 1)
+            ]
+
+    calls: list[tuple[int, bool]] = []
+
+    async def handle(events: Sequence[TenantEvent], overflow: bool) -> None:
+        calls.append((len(events), overflow))
+
+    registry = Restorable()
+    follower = ChangeFollower(registry, handle, interval=3600)  # type: ignore[arg-type]
+    await follower.start()
+    registry.newest = 20  # restored: the log went back
+    for _ in range(30):
+        assert await follower.poll() == 0
+    assert calls == [(0, True)]  # the whole cache dropped, once
+    registry.newest = 22  # new events after the restore are seen
+    assert await follower.poll() == 2
+    assert calls[-1] == (2, False)
