@@ -57,12 +57,13 @@ def http_error(
 ) -> DatabaseError:
     """Translate a failed pipeline response into the library's error of that kind."""
     status = response.status
-    # A proxy's error page could echo the request; never let the token through.
     message, code = _server_error(response)
     message = scrub(message, token)
     detail = f"{endpoint}: {message}"
     if status in (UNAUTHORIZED, FORBIDDEN):
-        refusal = "refused the token" if status == 401 else "does not allow this with the token"
+        refusal = (
+            "refused the token" if status == UNAUTHORIZED else "does not allow this with the token"
+        )
         return DatabaseAuthError(f"{endpoint}: the server {refusal} ({message})", status=status)
     if status == NOT_FOUND:
         return DatabaseNotFound(f"{detail} (HTTP 404)")

@@ -116,13 +116,13 @@ def batch(steps: list[Json]) -> Json:
 CLOSE: Json = {"type": "close"}
 
 
-def chained(stmts: Sequence[Json], *, offset: int = 0) -> list[Json]:
+def chained(stmts: Sequence[Json]) -> list[Json]:
     """Batch steps that each run only if the step before succeeded."""
     steps: list[Json] = []
     for index, stmt in enumerate(stmts):
         step: Json = {"stmt": stmt}
-        if index or offset:
-            step["condition"] = {"type": "ok", "step": offset + index - 1}
+        if index:
+            step["condition"] = {"type": "ok", "step": index - 1}
         steps.append(step)
     return steps
 
@@ -134,13 +134,11 @@ def atomic(body: Sequence[Json], *, begin: str, end: str, undo: Sequence[str]) -
     `SAVEPOINT`/`RELEASE`/`ROLLBACK TO` + `RELEASE` it nests inside an open one.
     """
     steps = chained([{"sql": begin}, *body, {"sql": end}])
-    ended = len(steps) - 1
-    for sql in undo:
-        condition = {"type": "and", "conds": [
-            {"type": "ok", "step": 0},
-            {"type": "not", "cond": {"type": "ok", "step": ended}},
-        ]}  # fmt: skip
-        steps.append({"stmt": {"sql": sql}, "condition": condition})
+    condition = {"type": "and", "conds": [
+        {"type": "ok", "step": 0},
+        {"type": "not", "cond": {"type": "ok", "step": len(steps) - 1}},
+    ]}  # fmt: skip
+    steps.extend({"stmt": {"sql": sql}, "condition": condition} for sql in undo)
     return steps
 
 
@@ -158,6 +156,12 @@ def response(result: Json) -> Json:
     if result.get("type") == "ok":
         return dict(result.get("response") or {})
     raise error(result.get("error"))
+
+
+def first_result(results: Sequence[Json]) -> Json:
+    """The `result` (`StmtResult` or `BatchResult`) of a pipeline's first request."""
+    result: Json = response(results[0])["result"]
+    return result
 
 
 def batch_outcome(result: Json, step: int) -> tuple[Json | None, Json | None]:

@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tenant_middleware.db import _hrana_protocol as proto
+from tenant_middleware.db._transactions import BATCH_SAVEPOINT
 from tenant_middleware.errors import DatabaseBusy, DatabaseError, DatabaseTransactionAborted
 
 if TYPE_CHECKING:
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("tenant_middleware.db")
 
-_BATCH_SAVEPOINT = "tx_batch"
+# What `batch()` wraps its statements in (see `proto.atomic`).
+_BATCH_BEGIN = f"SAVEPOINT {BATCH_SAVEPOINT}"
+_BATCH_END = f"RELEASE {BATCH_SAVEPOINT}"
+_BATCH_UNDO = (f"ROLLBACK TO {BATCH_SAVEPOINT}", _BATCH_END)
 
 
 class Stream:
@@ -82,7 +86,7 @@ class Stream:
         except BaseException as exc:
             # The HTTP exchange failed, so the baton is spent or unknown.
             self._pending = None
-            self._lost = str(exc) or type(exc).__name__
+            self._lost = _reason(exc)
             raise
         self._pending = None
         self._advance(body)
@@ -101,7 +105,7 @@ class Stream:
         """Run one statement in the transaction, beginning it first if need be."""
         if self.begun:
             results = await self._request([proto.execute(stmt)])
-            return proto.stmt_result(proto.response(results[0])["result"])
+            return proto.stmt_result(proto.first_result(results))
         result = await self._begin_with([stmt])
         outcome, failed = proto.batch_outcome(result, 1)
         if failed is not None:
@@ -114,14 +118,9 @@ class Stream:
         """Run statements atomically inside the transaction, under a savepoint."""
         if not self.begun:
             await self._begin_with([])
-        steps = proto.atomic(
-            stmts,
-            begin=f"SAVEPOINT {_BATCH_SAVEPOINT}",
-            end=f"RELEASE {_BATCH_SAVEPOINT}",
-            undo=(f"ROLLBACK TO {_BATCH_SAVEPOINT}", f"RELEASE {_BATCH_SAVEPOINT}"),
-        )
+        steps = proto.atomic(stmts, begin=_BATCH_BEGIN, end=_BATCH_END, undo=_BATCH_UNDO)
         results = await self._request([proto.batch(steps)])
-        return proto.atomic_results(proto.response(results[0])["result"], len(stmts))
+        return proto.atomic_results(proto.first_result(results), len(stmts))
 
     async def _begin_with(self, stmts: list[Json]) -> Json:
         """Send `BEGIN` + `stmts` as one batch, retrying while the database is busy."""
@@ -131,7 +130,7 @@ class Stream:
         attempt = 0
         while True:
             results = await self._request([request])
-            result: Json = proto.response(results[0])["result"]
+            result = proto.first_result(results)
             _, failed = proto.batch_outcome(result, 0)
             if failed is None:
                 self.begun = True
@@ -212,9 +211,13 @@ class Stream:
         try:
             self._advance(await asyncio.shield(pending))
         except BaseException as exc:
-            self._lost = str(exc) or type(exc).__name__
+            self._lost = _reason(exc)
             if isinstance(exc, asyncio.CancelledError) and not pending.cancelled():
                 raise
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
 
 
 def _retrieve(task: asyncio.Task[Json]) -> None:

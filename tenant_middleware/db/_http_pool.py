@@ -123,7 +123,6 @@ class PooledTransport:
         self._expiry = keepalive_expiry
         self._idle: dict[_PoolKey, list[_Connection]] = {}  # per host, most recent last
         self._idle_order: OrderedDict[_Connection, _PoolKey] = OrderedDict()  # oldest first
-        self._idle_count = 0
         self._busy: set[_Connection] = set()
         self._closed = False
 
@@ -134,7 +133,7 @@ class PooledTransport:
     @property
     def idle_connections(self) -> int:
         """Connections open and waiting for a request."""
-        return self._idle_count
+        return len(self._idle_order)
 
     async def post(
         self, route: Route, headers: Sequence[tuple[str, str]], body: bytes, *, time_limit: float
@@ -200,7 +199,7 @@ class PooledTransport:
         # other tenant's request into a new connection.
         while self._idle_order:
             old, old_key = next(iter(self._idle_order.items()))
-            if self._idle_count < self._max_idle and old.reusable(now, self._expiry):
+            if len(self._idle_order) < self._max_idle and old.reusable(now, self._expiry):
                 break
             self._idle[old_key].remove(old)
             self._forget_idle(old_key, old, self._idle[old_key])
@@ -211,19 +210,20 @@ class PooledTransport:
         connection.idle_since = now
         self._idle.setdefault(key, []).append(connection)
         self._idle_order[connection] = key
-        self._idle_count += 1
 
     def _forget_idle(self, key: _PoolKey, connection: _Connection, idle: list[_Connection]) -> None:
         # `connection` has just left `idle` (the list of its key).
         del self._idle_order[connection]
-        self._idle_count -= 1
         if not idle:
             del self._idle[key]
 
     async def _connect(self, route: Route) -> _Connection:
         context = None
         if route.tls:
-            context = self._ssl_context or ssl.create_default_context()
+            if self._ssl_context is None:
+                # Loading the system's CAs takes milliseconds: once, not per connection.
+                self._ssl_context = ssl.create_default_context()
+            context = self._ssl_context
         try:
             reader, writer = await asyncio.open_connection(
                 route.connect_host,
@@ -244,7 +244,6 @@ class PooledTransport:
                 connection.close()
         self._idle.clear()
         self._idle_order.clear()
-        self._idle_count = 0
         for connection in self._busy:
             connection.close()
 

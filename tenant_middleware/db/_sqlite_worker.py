@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from tenant_middleware.db._transactions import BATCH_SAVEPOINT
 from tenant_middleware.db.protocol import ResultSet
 from tenant_middleware.errors import DatabaseBusy, DatabaseError
 
@@ -152,16 +153,16 @@ def execute(db: sqlite3.Connection, sql: str, params: Params) -> ResultSet:
 def batch(db: sqlite3.Connection, statements: Sequence[Statement]) -> list[ResultSet]:
     """Run statements atomically: in a transaction, or under a savepoint inside one."""
     nested = db.in_transaction
-    db.execute("SAVEPOINT tx_batch" if nested else "BEGIN IMMEDIATE")
+    db.execute(f"SAVEPOINT {BATCH_SAVEPOINT}" if nested else "BEGIN IMMEDIATE")
     try:
         results = [
             execute(db, stmt, ()) if isinstance(stmt, str) else execute(db, *stmt)
             for stmt in statements
         ]
-        db.execute("RELEASE tx_batch" if nested else "COMMIT")
+        db.execute(f"RELEASE {BATCH_SAVEPOINT}" if nested else "COMMIT")
     except BaseException:
         if nested:
-            rollback_to(db, "tx_batch")
+            rollback_to(db, BATCH_SAVEPOINT)
         else:
             rollback(db)
         raise

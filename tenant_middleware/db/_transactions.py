@@ -4,23 +4,35 @@ opened it, nested in that task as savepoints.
 `TransactionalConnection` keeps the rules; a backend supplies the statements (`_begin`,
 `_finish`, `_savepoint`, `_end_savepoint`) and how a statement runs inside the open
 transaction (`_execute_in_transaction`, `_batch_in_transaction`). Statements that other tasks
-send on the connection meanwhile wait for the transaction's end (`_busy_elsewhere`), so they
-never run inside it or interleave with it.
+send on the connection meanwhile wait for the transaction's end (`_when_free`), so they never
+run inside it or interleave with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from tenant_middleware.errors import DatabaseError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
     from types import TracebackType
 
     from tenant_middleware.db.protocol import Executor, Params, ResultSet, Statement
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# The savepoint a batch runs under inside an open transaction (nested transactions take
+# `tx_savepoint_<depth>`, so the two never clash).
+BATCH_SAVEPOINT = "tx_batch"
+
+
+def begin_statement(write: bool) -> str:
+    """The `BEGIN` of a transaction: a writer takes the write lock up front."""
+    return "BEGIN IMMEDIATE" if write else "BEGIN DEFERRED"
 
 
 class TransactionalConnection(ABC):
@@ -44,9 +56,15 @@ class TransactionalConnection(ABC):
         task = asyncio.current_task()
         return task is not None and self._owner is task
 
-    def _busy_elsewhere(self) -> bool:
-        # Another task's transaction is open: wait for it rather than interleave statements.
-        return self._lock.locked() and self._owner is not asyncio.current_task()
+    async def _when_free(
+        self, run: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Await `run(...)` once no other task's transaction is open on the connection."""
+        if self._lock.locked() and self._owner is not asyncio.current_task():
+            # Another task's transaction is open: wait for it rather than interleave statements.
+            async with self._lock:
+                return await run(*args, **kwargs)
+        return await run(*args, **kwargs)
 
     def transaction(self, *, write: bool = True) -> Transaction:
         """Open a transaction (`BEGIN IMMEDIATE` to write, `BEGIN DEFERRED` to read).

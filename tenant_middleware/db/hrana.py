@@ -30,7 +30,7 @@ from tenant_middleware.db._hrana_stream import Stream
 from tenant_middleware.db._hrana_url import parse
 from tenant_middleware.db._http import HttpxTransport, Transport
 from tenant_middleware.db._http_pool import PooledTransport
-from tenant_middleware.db._transactions import TransactionalConnection
+from tenant_middleware.db._transactions import TransactionalConnection, begin_statement
 from tenant_middleware.errors import DatabaseBusy, DatabaseError
 
 if TYPE_CHECKING:
@@ -112,9 +112,10 @@ class RemoteConnection(TransactionalConnection):
         stream = self._own_stream()
         if stream is not None:
             return await stream.execute(stmt)
-        return await self._autocommit(
+        return await self._when_free(
+            self._send_retrying,
             [proto.execute(stmt), proto.CLOSE],
-            lambda results: proto.stmt_result(proto.response(results[0])["result"]),
+            lambda results: proto.stmt_result(proto.first_result(results)),
         )
 
     async def batch(self, statements: Sequence[Statement]) -> list[ResultSet]:
@@ -125,16 +126,11 @@ class RemoteConnection(TransactionalConnection):
         if stream is not None:
             return await stream.batch(stmts)
         steps = proto.atomic(stmts, begin="BEGIN IMMEDIATE", end="COMMIT", undo=("ROLLBACK",))
-        return await self._autocommit(
+        return await self._when_free(
+            self._send_retrying,
             [proto.batch(steps), proto.CLOSE],
-            lambda results: proto.atomic_results(proto.response(results[0])["result"], len(stmts)),
+            lambda results: proto.atomic_results(proto.first_result(results), len(stmts)),
         )
-
-    async def _autocommit(self, requests: list[Json], read: Callable[[list[Json]], T]) -> T:
-        if self._busy_elsewhere():
-            async with self._lock:
-                return await self._send_retrying(requests, read)
-        return await self._send_retrying(requests, read)
 
     async def _send_retrying(self, requests: list[Json], read: Callable[[list[Json]], T]) -> T:
         # A busy statement ran nothing, and a busy batch was rolled back: both can go again.
@@ -173,7 +169,7 @@ class RemoteConnection(TransactionalConnection):
             self._client,
             self._endpoint,
             self._credentials,
-            begin="BEGIN IMMEDIATE" if write else "BEGIN DEFERRED",
+            begin=begin_statement(write),
             busy_timeout=self._busy_timeout,
         )
 

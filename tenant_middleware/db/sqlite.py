@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenant_middleware.db import _sqlite_worker as _worker
-from tenant_middleware.db._transactions import TransactionalConnection
+from tenant_middleware.db._transactions import TransactionalConnection, begin_statement
 from tenant_middleware.errors import DatabaseError
 
 if TYPE_CHECKING:
@@ -80,17 +80,11 @@ class SQLiteConnection(TransactionalConnection):
 
     async def execute(self, sql: str, params: Params = ()) -> ResultSet:
         """Run one statement with positional (`?`) or named (`:name`) parameters."""
-        if self._busy_elsewhere():
-            async with self._lock:
-                return await self._submit(_worker.execute, sql, params)
-        return await self._submit(_worker.execute, sql, params)
+        return await self._when_free(self._submit, _worker.execute, sql, params)
 
     async def batch(self, statements: Sequence[Statement]) -> list[ResultSet]:
         """Run statements atomically; inside an open transaction, under a savepoint."""
-        if self._busy_elsewhere():
-            async with self._lock:
-                return await self._submit(_worker.batch, statements)
-        return await self._submit(_worker.batch, statements)
+        return await self._when_free(self._submit, _worker.batch, statements)
 
     async def close(self) -> None:
         """Roll back any open transaction, close the database and stop the thread."""
@@ -114,7 +108,7 @@ class SQLiteConnection(TransactionalConnection):
     # -- transactions (the rules are in `_transactions`) ----------------------------------
     async def _begin(self, write: bool) -> None:
         try:
-            await self._submit(_worker.run, "BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+            await self._submit(_worker.run, begin_statement(write))
         except BaseException:
             # BEGIN may still run after a cancellation: queue the undo before unlocking.
             if not self._closed:
