@@ -86,7 +86,7 @@ class Resolver:
                 if not await self._agrees(tenant, source, key):
                     raise TenantMismatch("the request names more than one tenant")
         if tenant.status is not _ACTIVE:
-            self._refuse_status(tenant)
+            raise status_refusal(tenant.status, retry_after=self._retry_after)
         if self._rewriters:
             scope = self._rewrite(scope, first_source, first_key, others)
         return tenant, scope
@@ -121,6 +121,3 @@ class Resolver:
             return tenant.matches(key)
         other = await self._cache.get((source.name, key))
         return other is not None and other.id == tenant.id
-
-    def _refuse_status(self, tenant: TenantContext) -> None:
-        raise status_refusal(tenant.status, retry_after=self._retry_after)

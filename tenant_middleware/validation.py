@@ -6,7 +6,6 @@ reaches a cache key, SQL text, a file path or a URL in a form we did not produce
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import uuid
 
@@ -103,10 +102,6 @@ def host_from_header(raw: str) -> str | None:
         if not port.isdigit() or len(port) > 5:
             return None
         host = name
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return None
+    # No separate IP check: normalize_domain refuses an IPv4 literal (numeric last label), and
+    # an IPv6 literal keeps a colon after the port split, which no DNS label allows.
     return normalize_domain(host)

@@ -140,9 +140,9 @@ def request_host(scope: Scope, proxies: TrustedProxies) -> str | None:
     return host
 
 
-def remember(memo: dict[K, V], key: K, value: V) -> None:
-    """Store `key` in a memo, dropping the oldest entry when it is full."""
-    if len(memo) >= CACHE_SIZE:
+def remember(memo: dict[K, V], key: K, value: V, limit: int = CACHE_SIZE) -> None:
+    """Store `key` in a memo of at most `limit` entries, dropping the oldest when it is full."""
+    if len(memo) >= limit:
         memo.pop(next(iter(memo)), None)  # oldest first: bounded, no LRU bookkeeping per hit
     memo[key] = value
 
@@ -169,7 +169,7 @@ class HostSource(ABC):
 
     name: str
 
-    def __init__(self, *, base_domains: Iterable[str], trusted_proxies: Iterable[str]) -> None:
+    def __init__(self, *, base_domains: Iterable[str], trusted_proxies: Iterable[str] = ()) -> None:
         self._bases, self._suffixes = base_domain_suffixes(base_domains)
         self._proxies = TrustedProxies(trusted_proxies)
         self._memo: dict[bytes, TenantKey | None] = {}

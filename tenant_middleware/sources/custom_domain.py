@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from tenant_middleware.models import TenantKey
 from tenant_middleware.sources._hosts import HostSource
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
 
 
 class CustomDomainSource(HostSource):
@@ -19,9 +14,6 @@ class CustomDomainSource(HostSource):
     """
 
     name = "custom_domain"
-
-    def __init__(self, *, base_domains: Iterable[str], trusted_proxies: Iterable[str] = ()) -> None:
-        super().__init__(base_domains=base_domains, trusted_proxies=trusted_proxies)
 
     def key_for_host(self, host: str) -> TenantKey | None:
         """Return the domain key of a custom domain, or None."""

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 # A slug is at most 63 characters and an id 36; anything much longer is malformed, and the
 # cut keeps long attacker-chosen strings out of the memos.
 MAX_IDENTIFIER = 80
-_TOKEN_CHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+# RFC 9110 `tchar`: what a header or cookie name may hold.
+TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
 _IDENTIFIERS: dict[str, TenantKey | None] = {}
 
 
@@ -68,7 +71,7 @@ class HeaderSource:
         require_trusted_proxy: bool = False,
     ) -> None:
         lowered = header_name.lower()
-        if not lowered or not set(lowered) <= _TOKEN_CHARS:
+        if not lowered or not set(lowered) <= TOKEN_CHARS:
             raise ConfigError("header_name", f"{header_name!r} is not an HTTP header name")
         self.header_name = lowered
         self._header = lowered.encode("ascii")

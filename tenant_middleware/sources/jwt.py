@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from tenant_middleware.errors import ConfigError, InvalidCredentials
-from tenant_middleware.sources._hosts import raw_header
-from tenant_middleware.sources.header import identifier_key
+from tenant_middleware.sources._hosts import raw_header, remember
+from tenant_middleware.sources.header import TOKEN_CHARS, identifier_key
 from tenant_middleware.sources.jwks import (
     JWKSClient,
     check_algorithms,
@@ -32,9 +32,6 @@ CACHE_SIZE = 4096
 NO_EXP_TTL = 60.0  # how long a token without `exp` is trusted before it is verified again
 _MAX_TOKEN = 8192
 _FAR_FUTURE = 1e12  # caps absurd `exp` values (a 400-digit integer) before float arithmetic
-_COOKIE_NAME_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
 
 
 class JWTSource:
@@ -88,7 +85,7 @@ class JWTSource:
         self._claim = tuple(claim.split("."))
         if not all(self._claim):
             raise ConfigError("claim", f"{claim!r} is not a claim name or dotted path")
-        if cookie is not None and (not cookie or not set(cookie) <= _COOKIE_NAME_CHARS):
+        if cookie is not None and (not cookie or not set(cookie) <= TOKEN_CHARS):
             raise ConfigError("cookie", f"{cookie!r} is not a cookie name")
         self._cookie = None if cookie is None else cookie.encode("ascii")
         self._audience = audience
@@ -164,9 +161,7 @@ class JWTSource:
         now = self._clock()
         expires = self._check_times(claims, now)
         tenant = self._tenant_key(claims)
-        if len(self._cache) >= CACHE_SIZE:
-            del self._cache[next(iter(self._cache))]  # oldest first: bounded, no LRU upkeep
-        self._cache[cache_key] = (min(expires, now + self._max_age), tenant)
+        remember(self._cache, cache_key, (min(expires, now + self._max_age), tenant), CACHE_SIZE)
         return tenant
 
     def _check_times(self, claims: dict[str, Any], now: float) -> float:
