@@ -266,10 +266,7 @@ class TenancyConfig:
         split_base_url(str(self.sqld_url), setting="sqld_url")
         split_base_url(str(self.sqld_admin_url), setting="sqld_admin_url")
         load_signing_key(str(self.sqld_signing_key), setting="sqld_signing_key")
-        if self.sqld_connect_to is not None and (
-            not self.sqld_connect_to.strip() or "/" in self.sqld_connect_to
-        ):
-            raise ConfigError("sqld_connect_to", "expected host:port, such as 127.0.0.1:8080")
+        self._check_connect_to("sqld_connect_to")
         if self.sqld_namespace_keys:
             if not self.encryption_keys:
                 raise ConfigError(
@@ -289,11 +286,7 @@ class TenancyConfig:
                 raise ConfigError(
                     name, "is for a remote control_plane_url (libsql:// or http(s)://)"
                 )
-        connect_to = self.control_plane_connect_to
-        if connect_to is not None and (not connect_to.strip() or "/" in connect_to):
-            raise ConfigError(
-                "control_plane_connect_to", "expected host:port, such as 127.0.0.1:8080"
-            )
+        self._check_connect_to("control_plane_connect_to")
 
     def _check_turso(self) -> None:
         if self.provisioner != "turso":
@@ -310,14 +303,16 @@ class TenancyConfig:
             raise ConfigError("turso_api_url", "must be an http(s) URL")
         if not _TURSO_EXPIRATION.fullmatch(self.turso_token_expiration):
             raise ConfigError("turso_token_expiration", "expected 'never' or a duration like 30d")
-        if self.turso_connect_to is not None and (
-            not self.turso_connect_to.strip() or "/" in self.turso_connect_to
-        ):
-            raise ConfigError("turso_connect_to", "expected host:port, such as 127.0.0.1:8080")
+        self._check_connect_to("turso_connect_to")
         # Imported here, like the sqld provisioner's key loader.
         from tenant_middleware.secrets import KeyRing
 
         KeyRing.parse(str(self.encryption_keys))
+
+    def _check_connect_to(self, name: str) -> None:
+        value = getattr(self, name)
+        if value is not None and (not value.strip() or "/" in value):
+            raise ConfigError(name, "expected host:port, such as 127.0.0.1:8080")
 
     # -- environment ------------------------------------------------------------------
     @classmethod

@@ -27,7 +27,8 @@ TenancyError
 │   ├── DatabaseNotFound   (LookupError)  the database server has no such database
 │   └── DatabaseTransactionAborted        the server ended a transaction before its commit
 ├── RegistryError                         the control plane rejected or failed an operation
-│   └── DuplicateTenant    (ValueError)   slug or domain already taken
+│   ├── DuplicateTenant    (ValueError)   slug or domain already taken
+│   └── InvalidTransition  (ValueError)   status change not allowed, or raced by another process
 ├── InvalidIdentifier      (ValueError)   a slug, domain or id given by an operator is malformed
 ├── CredentialError                       a stored credential would not decrypt (key, tamper, row)
 └── NoTenantContext        (LookupError)  code asked for the tenant outside a tenant scope

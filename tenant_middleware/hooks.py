@@ -54,4 +54,6 @@ class Hooks:
                 if inspect.isawaitable(result):
                     await result
             except Exception:
+                # The change is already committed and recorded; one app callback failing must
+                # neither undo it for the caller nor keep the other hooks from running.
                 logger.exception("lifecycle hook failed", extra={"tenant_id": event.tenant.id})

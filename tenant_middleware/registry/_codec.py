@@ -1,11 +1,16 @@
-"""How both registries check ids and encode records: UUID ids, JSON objects, table rows."""
+"""What both registries share: argument checks, audit event details and record encoding."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
-from tenant_middleware.errors import InvalidIdentifier, InvalidTransition, RegistryError
+from tenant_middleware.errors import (
+    InvalidIdentifier,
+    InvalidTransition,
+    RegistryError,
+    TenantNotFound,
+)
 from tenant_middleware.models import TenantContext, TenantStatus
 from tenant_middleware.registry.base import PackageInstallation, TenantEvent
 from tenant_middleware.validation import normalize_domain, normalize_slug, normalize_tenant_id
@@ -39,12 +44,42 @@ def normalize_key(key: TenantKey) -> str | None:
     return None
 
 
-def status_changed_meanwhile(current: TenantStatus, expected: TenantStatus) -> InvalidTransition:
-    """The error of a `set_status(expected=...)` that found another status."""
-    return InvalidTransition(
-        f"the tenant is {current.value}, no longer {TenantStatus(expected).value}:"
-        " another process changed it meanwhile"
-    )
+def tenant_not_found(tenant_id: str) -> TenantNotFound:
+    """The error of a call naming a tenant id the control plane does not hold."""
+    return TenantNotFound(f"no tenant with id {tenant_id}")
+
+
+def check_expected_status(current: TenantStatus, expected: TenantStatus | None) -> None:
+    """`InvalidTransition` if a `set_status(expected=...)` finds the tenant in another status."""
+    if expected is not None and current != expected:
+        raise InvalidTransition(
+            f"the tenant is {current.value}, no longer {TenantStatus(expected).value}:"
+            " another process changed it meanwhile"
+        )
+
+
+def require_event_kind(kind: str) -> str:
+    """Return `kind`, or raise `ValueError` if it is empty."""
+    if not kind:
+        raise ValueError("an event needs a kind")
+    return kind
+
+
+def installation_detail(package: str, version: str, status: str) -> dict[str, str]:
+    """The `installation_changed` event detail; `ValueError` if a part is empty."""
+    if not (package and version and status):
+        raise ValueError("package, version and status must not be empty")
+    return {"package": package, "version": version, "status": status}
+
+
+def credentials_detail(database_url: str | None, token: bytes | None) -> dict[str, Any]:
+    """The `credentials_changed` event detail: the URL and whether there is a token, no secret."""
+    return {"database_url": database_url, "token": token is not None}
+
+
+def optional_bytes(value: bytes | None) -> bytes | None:
+    """Return a given token or envelope as `bytes` (not a `bytearray` or view), None as None."""
+    return None if value is None else bytes(value)
 
 
 def require_positive(name: str, value: int) -> int:

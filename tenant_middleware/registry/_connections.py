@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from tenant_middleware.db.connect import connect, is_remote, local_path
 from tenant_middleware.db.hrana import HranaClient
 from tenant_middleware.errors import ConfigError, RegistryError
+from tenant_middleware.registry._codec import require_positive
 from tenant_middleware.registry.migrations import migrate
 
 if TYPE_CHECKING:
@@ -46,8 +47,7 @@ class ConnectionSet:
         token: str | TokenProvider | None = None,
         connect_to: str | None = None,
     ) -> None:
-        if readers < 1:
-            raise ValueError("readers must be at least 1")
+        self._reader_count = require_positive("readers", readers)
         self.url = url
         self.remote = is_remote(url)
         if not self.remote and (token is not None or connect_to is not None):
@@ -58,7 +58,6 @@ class ConnectionSet:
         self._connect_to = connect_to
         self._client: HranaClient | None = None
         self._busy_timeout = busy_timeout
-        self._reader_count = readers
         self._clock = clock
         self._writer: Connection | None = None
         self._readers: list[Connection] = []
@@ -106,13 +105,13 @@ class ConnectionSet:
     def writer(self) -> Connection:
         """The connection every write goes through."""
         if self._writer is None:
-            raise RegistryError("the registry is not started: await registry.start() first")
+            raise _not_started()
         return self._writer
 
     def reader(self) -> Connection:
         """The next read connection, in rotation."""
         if not self._readers:
-            raise RegistryError("the registry is not started: await registry.start() first")
+            raise _not_started()
         self._turn = (self._turn + 1) % len(self._readers)
         return self._readers[self._turn]
 
@@ -126,3 +125,7 @@ class ConnectionSet:
             client=self._client,
             connect_to=self._connect_to,
         )
+
+
+def _not_started() -> RegistryError:
+    return RegistryError("the registry is not started: await registry.start() first")

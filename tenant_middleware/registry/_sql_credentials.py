@@ -8,8 +8,12 @@ namespace key) is stored as the ciphertext it is given: no plain secret reaches 
 
 from __future__ import annotations
 
-from tenant_middleware.errors import TenantNotFound
-from tenant_middleware.registry._codec import require_tenant_id
+from tenant_middleware.registry._codec import (
+    credentials_detail,
+    optional_bytes,
+    require_tenant_id,
+    tenant_not_found,
+)
 from tenant_middleware.registry._sql_parts import SQLParts, append_event, require_tenant
 
 _CREDENTIALS = "SELECT database_url, token_ciphertext FROM tenants WHERE id = ?"
@@ -23,18 +27,18 @@ class CredentialQueries(SQLParts):
     ) -> None:
         """Store the tenant's database URL and encrypted token; record `credentials_changed`."""
         tenant_id, now = require_tenant_id(tenant_id), self._clock()
-        blob = None if token_ciphertext is None else bytes(token_ciphertext)
+        blob = optional_bytes(token_ciphertext)
         async with self._db.writer().transaction() as tx:
             row = (await tx.execute(_CREDENTIALS, (tenant_id,))).first()
             if row is None:
-                raise TenantNotFound(f"no tenant with id {tenant_id}")
+                raise tenant_not_found(tenant_id)
             if row == (database_url, blob):
                 return
             await tx.execute(
                 "UPDATE tenants SET database_url = ?, token_ciphertext = ? WHERE id = ?",
                 (database_url, blob, tenant_id),
             )
-            detail = {"database_url": database_url, "token": blob is not None}
+            detail = credentials_detail(database_url, blob)
             await append_event(tx, tenant_id, "credentials_changed", detail, now)
 
     async def replace_credentials(
@@ -47,8 +51,7 @@ class CredentialQueries(SQLParts):
     ) -> bool:
         """Store the credentials only if the stored token is still `expected`."""
         tenant_id, now = require_tenant_id(tenant_id), self._clock()
-        blob = None if token_ciphertext is None else bytes(token_ciphertext)
-        was = None if expected is None else bytes(expected)
+        blob, was = optional_bytes(token_ciphertext), optional_bytes(expected)
         async with self._db.writer().transaction() as tx:
             # One statement compares and writes: another instance's control-plane write
             # cannot land between a read here and the update (`IS` also matches NULL).
@@ -61,7 +64,7 @@ class CredentialQueries(SQLParts):
                 await require_tenant(tx, tenant_id)
                 return False
             if blob != was:
-                detail = {"database_url": database_url, "token": blob is not None}
+                detail = credentials_detail(database_url, blob)
                 await append_event(tx, tenant_id, "credentials_changed", detail, now)
         return True
 
@@ -70,7 +73,7 @@ class CredentialQueries(SQLParts):
         tenant_id = require_tenant_id(tenant_id)
         row = (await self._db.reader().execute(_CREDENTIALS, (tenant_id,))).first()
         if row is None:
-            raise TenantNotFound(f"no tenant with id {tenant_id}")
+            raise tenant_not_found(tenant_id)
         url, blob = row
         return (
             None if url is None else str(url),

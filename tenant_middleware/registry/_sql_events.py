@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tenant_middleware.registry._codec import event_from_row, require_positive, require_tenant_id
+from tenant_middleware.registry._codec import (
+    event_from_row,
+    require_event_kind,
+    require_positive,
+    require_tenant_id,
+)
 from tenant_middleware.registry._sql_parts import SQLParts, append_event
 
 if TYPE_CHECKING:
@@ -33,9 +38,7 @@ class EventQueries(SQLParts):
         self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None = None
     ) -> None:
         """Append an event to the tenant's audit trail (also after the tenant is deleted)."""
-        tenant_id = require_tenant_id(tenant_id)
-        if not kind:
-            raise ValueError("an event needs a kind")
+        tenant_id, kind = require_tenant_id(tenant_id), require_event_kind(kind)
         await append_event(self._db.writer(), tenant_id, kind, detail, self._clock())
 
     async def events(

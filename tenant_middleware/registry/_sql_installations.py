@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tenant_middleware.registry._codec import installation_from_row, require_tenant_id
+from tenant_middleware.registry._codec import (
+    installation_detail,
+    installation_from_row,
+    require_tenant_id,
+)
 from tenant_middleware.registry._sql_parts import SQLParts, append_event, require_tenant
 
 if TYPE_CHECKING:
@@ -31,9 +35,7 @@ class InstallationQueries(SQLParts):
     ) -> None:
         """Insert or update the installation of `package` in the tenant (one per package)."""
         tenant_id = require_tenant_id(tenant_id)
-        if not (package and version and status):
-            raise ValueError("package, version and status must not be empty")
-        now = self._clock()
+        detail, now = installation_detail(package, version, status), self._clock()
         async with self._db.writer().transaction() as tx:
             await require_tenant(tx, tenant_id)
             found = await tx.execute(
@@ -44,7 +46,6 @@ class InstallationQueries(SQLParts):
             if found.first() == (version, status):
                 return
             await tx.execute(_UPSERT_INSTALLATION, (tenant_id, package, version, status, now))
-            detail = {"package": package, "version": version, "status": status}
             await append_event(tx, tenant_id, "installation_changed", detail, now)
 
     async def installations(self, tenant_id: str) -> Sequence[PackageInstallation]:

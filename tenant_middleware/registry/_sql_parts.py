@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tenant_middleware.errors import TenantNotFound
-from tenant_middleware.registry._codec import dump_json
+from tenant_middleware.registry._codec import dump_json, tenant_not_found
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -31,7 +30,7 @@ async def require_tenant(tx: Executor, tenant_id: str) -> None:
     """`TenantNotFound` unless the tenant exists (read in the caller's transaction)."""
     found = await tx.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,))
     if not found.rows:
-        raise TenantNotFound(f"no tenant with id {tenant_id}")
+        raise tenant_not_found(tenant_id)
 
 
 async def append_event(

@@ -11,14 +11,19 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from tenant_middleware.errors import DuplicateTenant, TenantNotFound
+from tenant_middleware.errors import DuplicateTenant
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.registry._codec import (
+    check_expected_status,
+    credentials_detail,
     dump_json,
+    installation_detail,
     normalize_key,
+    optional_bytes,
+    require_event_kind,
     require_positive,
     require_tenant_id,
-    status_changed_meanwhile,
+    tenant_not_found,
 )
 from tenant_middleware.registry.base import PackageInstallation, TenantEvent
 from tenant_middleware.validation import require_domain, require_slug
@@ -36,7 +41,7 @@ class MemoryRegistry:
         self._reasons: dict[str, str | None] = {}
         self._slugs: dict[str, str] = {}
         self._domains: dict[str, str] = {}
-        self._installations: dict[tuple[str, str], PackageInstallation] = {}
+        self._installations: dict[str, dict[str, PackageInstallation]] = {}  # by tenant, package
         self._events: list[TenantEvent] = []
         self._credentials: dict[str, tuple[str | None, bytes | None]] = {}
 
@@ -65,12 +70,8 @@ class MemoryRegistry:
         metadata: Mapping[str, Any] | None = None,
     ) -> TenantContext:
         """Insert a tenant; `DuplicateTenant` if the slug or id is taken."""
-        tenant_id, slug, status = (
-            require_tenant_id(tenant_id),
-            require_slug(slug),
-            TenantStatus(status),
-        )
-        encoded = dump_json(metadata)
+        tenant_id, slug = require_tenant_id(tenant_id), require_slug(slug)
+        status, encoded = TenantStatus(status), dump_json(metadata)
         if slug in self._slugs:
             raise DuplicateTenant(f"slug {slug!r} is already taken")
         if tenant_id in self._tenants:
@@ -79,11 +80,10 @@ class MemoryRegistry:
             id=tenant_id, slug=slug, status=status, name=name, plan=plan, region=region,
             metadata=json.loads(encoded), version=1,
         )  # fmt: skip
-        now = self._clock()
         self._tenants[tenant_id] = tenant
         self._reasons[tenant_id] = None
         self._slugs[slug] = tenant_id
-        self._event(tenant_id, "created", {"slug": slug, "status": status.value}, now)
+        self._event(tenant_id, "created", {"slug": slug, "status": status.value}, self._clock())
         return tenant
 
     async def list(
@@ -95,14 +95,12 @@ class MemoryRegistry:
         after_slug: str | None = None,
     ) -> Sequence[TenantContext]:
         """Tenants ordered by slug, paged by `after_slug` (keyset pagination)."""
-        after = require_slug(after_slug) if after_slug is not None else None
+        after = "" if after_slug is None else require_slug(after_slug)  # every slug is above ""
         wanted = TenantStatus(status) if status is not None else None
         found = [
             t
             for t in self._tenants.values()
-            if (wanted is None or t.status is wanted)
-            and (plan is None or t.plan == plan)
-            and (after is None or t.slug > after)
+            if t.slug > after and (wanted is None or t.status is wanted) and plan in (None, t.plan)
         ]
         return sorted(found, key=lambda t: t.slug)[: require_positive("limit", limit)]
 
@@ -115,14 +113,11 @@ class MemoryRegistry:
         expected: TenantStatus | None = None,
     ) -> TenantContext:
         """Change a tenant's status and record the transition; a repeat is a no-op."""
-        tenant = self._get(require_tenant_id(tenant_id))
-        status = TenantStatus(status)
-        if expected is not None and tenant.status is not expected:
-            raise status_changed_meanwhile(tenant.status, expected)
+        tenant, status = self._get(require_tenant_id(tenant_id)), TenantStatus(status)
+        check_expected_status(tenant.status, expected)
         if (tenant.status, self._reasons[tenant.id]) == (status, reason):
             return tenant
-        updated = dataclasses.replace(tenant, status=status, version=tenant.version + 1)
-        self._tenants[tenant.id] = updated
+        updated = self._bump(tenant.id, status=status)
         self._reasons[tenant.id] = reason
         detail = {"from": tenant.status.value, "to": status.value, "reason": reason}
         self._event(tenant.id, "status_changed", detail, self._clock())
@@ -132,10 +127,8 @@ class MemoryRegistry:
         """Remove the tenant, its domains and installations; keep its events."""
         tenant = self._get(require_tenant_id(tenant_id))
         del self._tenants[tenant.id], self._reasons[tenant.id], self._slugs[tenant.slug]
-        for domain in [d for d, owner in self._domains.items() if owner == tenant.id]:
-            del self._domains[domain]
-        for key in [k for k in self._installations if k[0] == tenant.id]:
-            del self._installations[key]
+        self._domains = {d: owner for d, owner in self._domains.items() if owner != tenant.id}
+        self._installations.pop(tenant.id, None)
         self._credentials.pop(tenant.id, None)
         self._event(tenant.id, "deleted", {"slug": tenant.slug}, self._clock())
 
@@ -170,9 +163,7 @@ class MemoryRegistry:
         self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None = None
     ) -> None:
         """Append an event to the tenant's audit trail (also after the tenant is deleted)."""
-        tenant_id = require_tenant_id(tenant_id)
-        if not kind:
-            raise ValueError("an event needs a kind")
+        tenant_id, kind = require_tenant_id(tenant_id), require_event_kind(kind)
         self._event(tenant_id, kind, detail, self._clock())
 
     async def events(
@@ -198,43 +189,33 @@ class MemoryRegistry:
     ) -> None:
         """Insert or update the installation of `package` in the tenant (one per package)."""
         tenant_id = require_tenant_id(tenant_id)
-        if not (package and version and status):
-            raise ValueError("package, version and status must not be empty")
+        detail = installation_detail(package, version, status)
         self._get(tenant_id)
-        current = self._installations.get((tenant_id, package))
+        installed = self._installations.setdefault(tenant_id, {})
+        current = installed.get(package)
         if current is not None and (current.version, current.status) == (version, status):
             return
         now = self._clock()
-        self._installations[(tenant_id, package)] = PackageInstallation(
+        installed[package] = PackageInstallation(
             tenant_id=tenant_id, package=package, version=version, status=status, updated_at=now
         )
-        detail = {"package": package, "version": version, "status": status}
         self._event(tenant_id, "installation_changed", detail, now)
 
     async def installations(self, tenant_id: str) -> Sequence[PackageInstallation]:
         """The tenant's package installations, sorted by package name."""
-        tenant_id = require_tenant_id(tenant_id)
-        return sorted(
-            (i for (owner, _), i in self._installations.items() if owner == tenant_id),
-            key=lambda i: i.package,
-        )
-
-    def _get(self, tenant_id: str) -> TenantContext:
-        tenant = self._tenants.get(tenant_id)
-        if tenant is None:
-            raise TenantNotFound(f"no tenant with id {tenant_id}")
-        return tenant
+        installed = self._installations.get(require_tenant_id(tenant_id), {})
+        return sorted(installed.values(), key=lambda i: i.package)
 
     async def set_credentials(
         self, tenant_id: str, *, database_url: str | None, token_ciphertext: bytes | None
     ) -> None:
         """Store the tenant's database URL and encrypted token; record `credentials_changed`."""
         tenant = self._get(require_tenant_id(tenant_id))
-        stored = (database_url, None if token_ciphertext is None else bytes(token_ciphertext))
+        stored = (database_url, optional_bytes(token_ciphertext))
         if self._credentials.get(tenant.id) == stored:
             return
         self._credentials[tenant.id] = stored
-        detail = {"database_url": database_url, "token": token_ciphertext is not None}
+        detail = credentials_detail(*stored)
         self._event(tenant.id, "credentials_changed", detail, self._clock())
 
     async def replace_credentials(
@@ -248,12 +229,12 @@ class MemoryRegistry:
         """Store the credentials only if the stored token is still `expected`."""
         tenant = self._get(require_tenant_id(tenant_id))
         _, stored = self._credentials.get(tenant.id, (None, None))
-        blob = None if token_ciphertext is None else bytes(token_ciphertext)
-        if stored != (None if expected is None else bytes(expected)):
+        blob = optional_bytes(token_ciphertext)
+        if stored != optional_bytes(expected):
             return False
         self._credentials[tenant.id] = (database_url, blob)
         if blob != stored:
-            detail = {"database_url": database_url, "token": blob is not None}
+            detail = credentials_detail(database_url, blob)
             self._event(tenant.id, "credentials_changed", detail, self._clock())
         return True
 
@@ -262,18 +243,24 @@ class MemoryRegistry:
         tenant = self._get(require_tenant_id(tenant_id))
         return self._credentials.get(tenant.id, (None, None))
 
-    def _bump(self, tenant_id: str) -> None:
+    def _get(self, tenant_id: str) -> TenantContext:
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            raise tenant_not_found(tenant_id)
+        return tenant
+
+    def _bump(self, tenant_id: str, **changes: Any) -> TenantContext:
         tenant = self._tenants[tenant_id]
-        self._tenants[tenant_id] = dataclasses.replace(tenant, version=tenant.version + 1)
+        updated = dataclasses.replace(tenant, version=tenant.version + 1, **changes)
+        self._tenants[tenant_id] = updated
+        return updated
 
     def _event(
         self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None, at: float
     ) -> None:
-        event = TenantEvent(
-            id=len(self._events) + 1,
-            tenant_id=tenant_id,
-            kind=kind,
-            at=at,
-            detail=json.loads(dump_json(detail)),
+        # Through JSON, as the SQL registry stores it: the caller's mapping is not kept.
+        detail = json.loads(dump_json(detail))
+        event_id = len(self._events) + 1
+        self._events.append(
+            TenantEvent(id=event_id, tenant_id=tenant_id, kind=kind, at=at, detail=detail)
         )
-        self._events.append(event)

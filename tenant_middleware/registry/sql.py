@@ -12,16 +12,17 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from tenant_middleware.errors import DuplicateTenant, TenantNotFound
+from tenant_middleware.errors import DuplicateTenant
 from tenant_middleware.models import TenantStatus
 from tenant_middleware.registry._codec import (
     TENANT_COLUMNS,
+    check_expected_status,
     dump_json,
     normalize_key,
     require_positive,
     require_tenant_id,
-    status_changed_meanwhile,
     tenant_from_row,
+    tenant_not_found,
 )
 from tenant_middleware.registry._connections import ConnectionSet
 from tenant_middleware.registry._sql_credentials import CredentialQueries
@@ -185,10 +186,9 @@ class SQLRegistry(DomainQueries, InstallationQueries, CredentialQueries, EventQu
             )
             row = found.first()
             if row is None:
-                raise TenantNotFound(f"no tenant with id {tenant_id}")
-            if expected is not None and row[0] != TenantStatus(expected).value:
-                # Read in the write transaction: no other writer can change it before ours.
-                raise status_changed_meanwhile(TenantStatus(str(row[0])), expected)
+                raise tenant_not_found(tenant_id)
+            # Read in the write transaction: no other writer can change it before ours.
+            check_expected_status(TenantStatus(str(row[0])), expected)
             if row != (status.value, reason):
                 await tx.execute(
                     "UPDATE tenants SET status = ?, status_reason = ?, version = version + 1,"
@@ -206,7 +206,7 @@ class SQLRegistry(DomainQueries, InstallationQueries, CredentialQueries, EventQu
         async with self._db.writer().transaction() as tx:
             found = await tx.execute("SELECT slug FROM tenants WHERE id = ?", (tenant_id,))
             if not found.rows:
-                raise TenantNotFound(f"no tenant with id {tenant_id}")
+                raise tenant_not_found(tenant_id)
             # Explicit rather than ON DELETE CASCADE, which needs the foreign_keys pragma.
             await tx.batch(
                 [

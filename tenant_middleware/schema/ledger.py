@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import ProvisioningError
-from tenant_middleware.schema.package import Migration, SchemaPackage, split_sql
+from tenant_middleware.schema.package import Migration, SchemaPackage
 
 if TYPE_CHECKING:
     from tenant_middleware.db.protocol import Connection, Executor
@@ -111,6 +111,6 @@ async def remove_package(conn: Connection, package: SchemaPackage, *, drop_table
     async with conn.transaction(write=True) as tx:
         await tx.execute(_CREATE_LEDGER)
         if drop_tables:
-            for statement in split_sql(package.uninstall_sql):
+            for statement in package.uninstall_statements:
                 await tx.execute(statement)
         await tx.execute("DELETE FROM _tenancy_schema WHERE package = ?", (package.name,))

@@ -85,7 +85,7 @@ class Migration:
             raise ConfigError("packages", f"migration {self.name!r}: versions start at 1")
         if bool(self.sql) == (self.function is not None):
             raise ConfigError("packages", f"migration {self.name!r}: give sql or a function")
-        object.__setattr__(self, "statements", split_sql(self.sql) if self.sql else ())
+        object.__setattr__(self, "statements", split_sql(self.sql))
         if not self.checksum:
             if self.function is not None:
                 raise ConfigError("packages", f"migration {self.name!r}: give a checksum")
@@ -109,6 +109,7 @@ class SchemaPackage:
     migrations: tuple[Migration, ...]
     uninstall_sql: str = ""
     optional: bool = False
+    uninstall_statements: tuple[str, ...] = field(init=False, repr=False, default=())
 
     def __post_init__(self) -> None:
         if _NAME.fullmatch(self.name) is None:
@@ -117,7 +118,8 @@ class SchemaPackage:
         if versions != sorted(set(versions)):
             raise ConfigError("packages", f"package {self.name!r}: versions must increase")
         object.__setattr__(self, "migrations", tuple(self.migrations))
-        split_sql(self.uninstall_sql)  # fail at construction, not when an operator needs it
+        # Split here: a broken script fails at construction, not when an operator needs it.
+        object.__setattr__(self, "uninstall_statements", split_sql(self.uninstall_sql))
 
     @property
     def head(self) -> int:

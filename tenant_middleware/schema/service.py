@@ -66,6 +66,8 @@ class SchemaService:
         try:
             applied = await upgrade(connection, targets)
         except Exception:
+            # Whatever failed (a migration, the connection): record how far each package got,
+            # an incomplete one as `failed`, and let the caller see the error unchanged.
             await self._record(tenant_id, targets, connection, failed=True)
             raise
         if applied:

@@ -19,7 +19,8 @@ KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 def parse_keys(value: str) -> list[tuple[str, bytes]]:
     """Split `"k2:<base64url>,k1:<base64url>"` into `(key_id, key)` pairs, first = active.
 
-    Errors name the setting and the entry's position or key id, never the key material.
+    Checks each entry as it reads it; the list as a whole (none, a repeated id) is checked by
+    `KeyRing`. Errors name the setting and the entry's position or key id, never the key material.
     """
     entries = [entry.strip() for entry in value.split(",") if entry.strip()]
     keys: list[tuple[str, bytes]] = []
@@ -29,7 +30,6 @@ def parse_keys(value: str) -> list[tuple[str, bytes]]:
             raise ConfigError(SETTING, f"entry {position} is not of the form id:base64url-key")
         _check_id(position, key_id)
         keys.append((key_id, _decode(key_id, encoded)))
-    check_keys(keys)
     return keys
 
 
@@ -43,9 +43,7 @@ def check_keys(keys: Sequence[tuple[str, bytes]]) -> None:
         if key_id in seen:
             raise ConfigError(SETTING, f"key id {key_id!r} appears more than once")
         seen.add(key_id)
-        if not isinstance(key, bytes) or len(key) != KEY_BYTES:
-            size = len(key) if isinstance(key, bytes) else type(key).__name__
-            raise ConfigError(SETTING, f"key {key_id!r} must be {KEY_BYTES} bytes, got {size}")
+        _check_length(key_id, key)
 
 
 def generate_key(key_id: str | None = None) -> str:
@@ -64,6 +62,12 @@ def _check_id(position: int, key_id: object) -> None:
         )
 
 
+def _check_length(key_id: str, key: object) -> None:
+    if not isinstance(key, bytes) or len(key) != KEY_BYTES:
+        size = len(key) if isinstance(key, bytes) else type(key).__name__
+        raise ConfigError(SETTING, f"key {key_id!r} must be {KEY_BYTES} bytes, got {size}")
+
+
 def _encode(key: bytes) -> str:
     return base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii")
 
@@ -77,6 +81,5 @@ def _decode(key_id: str, encoded: str) -> bytes:
     # b64decode also takes '+', '/' and stray padding bits; only the canonical spelling passes.
     if _encode(key) != encoded.rstrip("="):
         raise bad
-    if len(key) != KEY_BYTES:
-        raise ConfigError(SETTING, f"key {key_id!r} must be {KEY_BYTES} bytes, got {len(key)}")
+    _check_length(key_id, key)
     return key

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tenant_middleware.errors import ConfigError, CredentialError, TenantNotFound
@@ -49,12 +49,7 @@ class RotationFailure:
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
-        return {
-            "tenant_id": self.tenant_id,
-            "slug": self.slug,
-            "key_id": self.key_id,
-            "reason": self.reason,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
