@@ -82,6 +82,11 @@ def timestamp(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def named(tenant: TenantContext) -> str:
+    """How a message names a tenant: `acme (t_7f3c...)`."""
+    return f"{tenant.slug} ({tenant.id})"
+
+
 def tenant_dict(tenant: TenantContext) -> dict[str, Any]:
     """A tenant as JSON-ready data."""
     return {

@@ -15,6 +15,7 @@ from tenant_middleware.cli._render import (
     counts_table,
     event_dict,
     events_table,
+    named,
     tenant_dict,
     tenant_lines,
     tenants_table,
@@ -37,7 +38,7 @@ async def provision(tenancy: Tenancy, args: argparse.Namespace, output: Output) 
     if args.json:
         output.json(tenant_dict(tenant))
     else:
-        output.line(f"provisioned {tenant.slug} ({tenant.id}): {tenant.status.value}")
+        output.line(f"provisioned {named(tenant)}: {tenant.status.value}")
     return EXIT_OK
 
 
@@ -87,7 +88,7 @@ async def transition(tenancy: Tenancy, args: argparse.Namespace, output: Output)
     """`suspend`, `restore`, `archive`: change a tenant's status."""
     change = {"suspend": tenancy.suspend, "restore": tenancy.restore, "archive": tenancy.archive}
     tenant = await change[args.command](args.tenant, reason=args.reason)
-    output.line(f"{tenant.slug} ({tenant.id}) is now " + tenant.status.value)
+    output.line(f"{named(tenant)} is now " + tenant.status.value)
     return EXIT_OK
 
 
@@ -96,13 +97,13 @@ async def delete(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> 
     tenant = await tenancy.get(args.tenant)
     if not args.destroy_data:
         await tenancy.delete(tenant.id)
-        output.line(f"{tenant.slug} ({tenant.id}) is archived; its data is kept")
+        output.line(f"{named(tenant)} is archived; its data is kept")
         output.note("to delete its database and record for good, add --destroy-data")
         return EXIT_OK
     if not args.yes:
         _confirm_destroy(tenant)
     await tenancy.delete(tenant.id, destroy_data=True)
-    output.line(f"deleted {tenant.slug} ({tenant.id}) and its database")
+    output.line(f"deleted {named(tenant)} and its database")
     return EXIT_OK
 
 
@@ -113,7 +114,7 @@ def _confirm_destroy(tenant: TenantContext) -> None:
             "stdin is not a terminal, so nobody can be asked; pass --yes to confirm"
         )
     sys.stderr.write(
-        f"This deletes tenant {tenant.slug} ({tenant.id}) and its database for good.\n"
+        f"This deletes tenant {named(tenant)} and its database for good.\n"
         f"Type the tenant's slug ({tenant.slug}) to confirm: "
     )
     sys.stderr.flush()
@@ -127,7 +128,7 @@ async def domains_add(tenancy: Tenancy, args: argparse.Namespace, output: Output
     """`domains add ID DOMAIN`."""
     tenant = await tenancy.get(args.tenant)
     await tenancy.add_domain(tenant.id, args.domain)
-    output.line(f"{require_domain(args.domain)} now routes to {tenant.slug} ({tenant.id})")
+    output.line(f"{require_domain(args.domain)} now routes to {named(tenant)}")
     return EXIT_OK
 
 
@@ -138,7 +139,7 @@ async def domains_remove(tenancy: Tenancy, args: argparse.Namespace, output: Out
     if owner is None:
         raise TenantNotFound(f"no tenant has the domain {domain!r}")
     await tenancy.remove_domain(domain)
-    output.line(f"{domain} no longer routes to {owner.slug} ({owner.id})")
+    output.line(f"{domain} no longer routes to {named(owner)}")
     return EXIT_OK
 
 

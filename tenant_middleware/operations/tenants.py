@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from tenant_middleware.registry import TenantEvent
 
 logger = logging.getLogger("tenant_middleware")
+# Tenants read from the control plane at once by `all_tenants`.
+_PAGE = 500
 _TRANSITION_EVENTS = {
     TenantStatus.SUSPENDED: "suspended",
     TenantStatus.ARCHIVED: "archived",
@@ -132,9 +134,9 @@ class TenantOperations(RuntimeParts):
         tenants: builtins.list[TenantContext] = []
         after: str | None = None
         while True:
-            page = await self.list(status=status, limit=500, after_slug=after)
+            page = await self.list(status=status, limit=_PAGE, after_slug=after)
             tenants.extend(page)
-            if len(page) < 500:
+            if len(page) < _PAGE:
                 return tenants
             after = page[-1].slug
 

@@ -30,6 +30,7 @@ from tenant_middleware.errors import (
     PlatformUnauthorized,
     PlatformUnavailable,
 )
+from tenant_middleware.platform._answers import error_field
 from tenant_middleware.platform._retry import Backoff, parse_retry_after
 
 logger = logging.getLogger("tenant_middleware.platform.turso")
@@ -160,14 +161,8 @@ class PlatformHTTP:
             ) from exc
 
     def _error_text(self, response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            text: str = body["error"]
-        else:
-            text = response.reason_phrase or "error"
+        error = error_field(response)
+        text = error if error is not None else response.reason_phrase or "error"
         return self._scrub(text[:500])
 
     def _decode(self, response: httpx.Response, what: str) -> Any:

@@ -127,14 +127,11 @@ class TursoClient:
     def _db_path(self, name: str, suffix: str = "") -> str:
         return f"{self._org_path}/databases/{_name(name, 'database')}{suffix}"
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return await self._http.request(method, path, **kwargs)
-
     # groups
 
     async def get_group(self, name: str) -> TursoGroup:
         """The group `name` (`PlatformNotFound` if there is none)."""
-        body = await self._call("GET", f"{self._org_path}/groups/{_name(name, 'group')}")
+        body = await self._http.request("GET", f"{self._org_path}/groups/{_name(name, 'group')}")
         return records.group(records.member(body, "group", "response"))
 
     async def ensure_group(self, name: str, *, location: str) -> TursoGroup:
@@ -145,7 +142,7 @@ class TursoClient:
             pass
         _name(name, "group")
         try:
-            body = await self._call(
+            body = await self._http.request(
                 "POST",
                 f"{self._org_path}/groups",
                 json={"name": name, "location": location},
@@ -171,7 +168,7 @@ class TursoClient:
         if size_limit is not None:
             payload["size_limit"] = size_limit
         try:
-            body = await self._call("POST", f"{self._org_path}/databases", json=payload)
+            body = await self._http.request("POST", f"{self._org_path}/databases", json=payload)
         except PlatformConflict as exc:
             try:
                 existing = await self.get_database(name)
@@ -193,7 +190,7 @@ class TursoClient:
 
     async def get_database(self, name: str) -> TursoDatabase:
         """The database `name` (`PlatformNotFound` if there is none)."""
-        body = await self._call("GET", self._db_path(name))
+        body = await self._http.request("GET", self._db_path(name))
         return records.database(records.member(body, "database", "response"))
 
     async def list_databases(
@@ -220,18 +217,18 @@ class TursoClient:
         if schema is not None:
             _name(schema, "database")
             params["schema"] = schema
-        body = await self._call("GET", f"{self._org_path}/databases", params=params or None)
+        body = await self._http.request("GET", f"{self._org_path}/databases", params=params or None)
         return records.databases(body)
 
     async def delete_database(self, name: str) -> None:
         """Delete the database `name` and its data (`PlatformNotFound` if there is none)."""
-        await self._call("DELETE", self._db_path(name))
+        await self._http.request("DELETE", self._db_path(name))
 
     # configuration
 
     async def get_configuration(self, name: str) -> DatabaseConfiguration:
         """The database's configuration."""
-        body = await self._call("GET", self._db_path(name, "/configuration"))
+        body = await self._http.request("GET", self._db_path(name, "/configuration"))
         return records.configuration(body)
 
     async def update_configuration(
@@ -254,7 +251,9 @@ class TursoClient:
             )
             if value is not None
         }
-        body = await self._call("PATCH", self._db_path(name, "/configuration"), json=changes)
+        body = await self._http.request(
+            "PATCH", self._db_path(name, "/configuration"), json=changes
+        )
         return records.configuration(body)
 
     # tokens
@@ -271,7 +270,7 @@ class TursoClient:
             raise ValueError(f"invalid token expiration: {expiration!r}")
         if authorization not in _AUTHORIZATIONS:
             raise ValueError(f"invalid token authorization: {authorization!r}")
-        body = await self._call(
+        body = await self._http.request(
             "POST",
             self._db_path(name, "/auth/tokens"),
             params={"expiration": expiration, "authorization": authorization},
@@ -285,7 +284,7 @@ class TursoClient:
 
     async def rotate_tokens(self, name: str) -> None:
         """Invalidate every token of the database (mint new ones afterwards)."""
-        await self._call("POST", self._db_path(name, "/auth/rotate"))
+        await self._http.request("POST", self._db_path(name, "/auth/rotate"))
 
     # usage
 
@@ -299,5 +298,5 @@ class TursoClient:
                 if value.tzinfo is None:
                     raise ValueError(f"usage {key!r} must be timezone-aware")
                 params[key] = value.isoformat().replace("+00:00", "Z")
-        body = await self._call("GET", self._db_path(name, "/usage"), params=params or None)
+        body = await self._http.request("GET", self._db_path(name, "/usage"), params=params or None)
         return records.usage(body)

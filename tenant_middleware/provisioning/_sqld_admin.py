@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from tenant_middleware.errors import PlatformError
+from tenant_middleware.platform._answers import error_field, json_object
+from tenant_middleware.provisioning._owned import Owned
 
 if TYPE_CHECKING:
     from tenant_middleware.naming import DatabaseLocation
@@ -31,18 +33,13 @@ class SqldAdmin:
 
     def __init__(self, url: str, *, http: httpx.AsyncClient | None, timeout: float) -> None:
         self.url = url
-        self._timeout = timeout
-        self._owns_client = http is None
-        self._client = http if http is not None else self._new_client()
+        self._http = Owned(
+            http, lambda: httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False)
+        )
 
-    def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(timeout=httpx.Timeout(self._timeout), follow_redirects=False)
-
-    def _http(self) -> httpx.AsyncClient:
-        # A runtime may start again after aclose(): a client of our own is made anew.
-        if self._owns_client and self._client.is_closed:
-            self._client = self._new_client()
-        return self._client
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        return self._http.client
 
     async def call(
         self,
@@ -75,7 +72,7 @@ class SqldAdmin:
         """Set the namespace's `jwt_key` (unpadded base64url public key), block state kept."""
         # sqld replaces the whole config: the block state is read and sent back unchanged.
         response = await self.call("GET", location, "/config")
-        current = config(response)
+        current = json_object(response)
         body: dict[str, Any] = {
             "block_reads": bool(current.get("block_reads")),
             "block_writes": bool(current.get("block_writes")),
@@ -87,26 +84,13 @@ class SqldAdmin:
 
     async def aclose(self) -> None:
         """Close the client if it is our own; idempotent."""
-        if self._owns_client:
-            await self._client.aclose()
-
-
-def config(response: httpx.Response) -> dict[str, Any]:
-    """The namespace config in a `GET .../config` answer; empty if the body is not one."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    return body if isinstance(body, dict) else {}
+        await self._http.aclose()
 
 
 def _message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])[:MAX_MESSAGE]
+    error = error_field(response)
+    if error is not None:
+        return error[:MAX_MESSAGE]
     return response.text.strip()[:MAX_MESSAGE] or response.reason_phrase
 
 

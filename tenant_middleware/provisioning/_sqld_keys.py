@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tenant_middleware.errors import CredentialError, TenantNotFound
+from tenant_middleware.errors import ConfigError, CredentialError, TenantNotFound
 from tenant_middleware.secrets import KeyRing, namespace_key_binding
 
 if TYPE_CHECKING:
@@ -74,6 +74,18 @@ class NamespaceKeys:
             await self._registry.set_credentials(
                 tenant_id, database_url=None, token_ciphertext=None
             )
+
+
+def load_signing_key(pem: str | bytes, *, setting: str = "sqld_signing_key") -> Ed25519PrivateKey:
+    """Load an Ed25519 private key from PEM; `ConfigError` (without the key) otherwise."""
+    data = pem.encode() if isinstance(pem, str) else pem
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(setting, f"not a PEM private key ({type(exc).__name__})") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(setting, "sqld needs an Ed25519 private key")
+    return key
 
 
 def public_b64(key: Ed25519PrivateKey) -> str:

@@ -46,11 +46,7 @@ class SqldTokens:
         """A full-access token of the operator key, reused until shortly before it expires."""
         now = time.time()
         if self._token is None or now >= self._token_expires - REFRESH_MARGIN:
-            expires = now + self._ttl
-            self._token = jwt.encode(
-                {"iat": int(now), "exp": int(expires)}, self._key, algorithm="EdDSA"
-            )
-            self._token_expires = expires
+            self._token, self._token_expires = self._mint(self._key, now)
         return self._token
 
     def provider(self) -> TokenProvider:
@@ -104,10 +100,13 @@ class SqldTokens:
             # Created before namespace keys were on: the namespace has no jwt_key, so the
             # operator key still opens it.
             return self.token()
-        expires = now + self._ttl
-        token = jwt.encode({"iat": int(now), "exp": int(expires)}, key, algorithm="EdDSA")
+        token, expires = self._mint(key, now)
         self._tokens[tenant_id] = (token, expires)
         self._tokens.move_to_end(tenant_id)
         while len(self._tokens) > _MAX_CACHED_TOKENS:
             self._tokens.popitem(last=False)
         return token
+
+    def _mint(self, key: Ed25519PrivateKey, now: float) -> tuple[str, float]:
+        expires = now + self._ttl
+        return jwt.encode({"iat": int(now), "exp": int(expires)}, key, algorithm="EdDSA"), expires

@@ -86,9 +86,7 @@ class TursoTokens:
 
         The stored token is decrypted now (a wrong `KeyRing` fails here, `CredentialError`).
         """
-        url, envelope = await self._registry.get_credentials(location.tenant_id)
-        if url is None or envelope is None:
-            raise CredentialError(f"no database credentials stored for tenant {location.tenant_id}")
+        url, envelope = await self._stored(location.tenant_id)
         current = self._decrypt(location.tenant_id, envelope)
         first = True
 
@@ -141,6 +139,13 @@ class TursoTokens:
         )
         return Secret(token.jwt), envelope
 
+    async def _stored(self, tenant_id: str) -> tuple[str, bytes]:
+        """The stored database URL and token envelope; `CredentialError` without both."""
+        url, envelope = await self._registry.get_credentials(tenant_id)
+        if url is None or envelope is None:
+            raise CredentialError(f"no database credentials stored for tenant {tenant_id}")
+        return url, envelope
+
     def _decrypt(self, tenant_id: str, envelope: bytes) -> Secret:
         return self._keyring.decrypt(envelope, associated_data=token_binding(tenant_id))
 
@@ -170,9 +175,7 @@ class TursoTokens:
         tenant_id = location.tenant_id
         minted: tuple[Secret, bytes] | None = None
         for _ in range(_ATTEMPTS):
-            url, envelope = await self._registry.get_credentials(tenant_id)
-            if url is None or envelope is None:
-                raise CredentialError(f"no database credentials stored for tenant {tenant_id}")
+            url, envelope = await self._stored(tenant_id)
             stored = self._decrypt(tenant_id, envelope)
             if stored != refused:
                 return stored  # replaced already, by another connection or app instance

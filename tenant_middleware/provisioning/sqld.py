@@ -7,18 +7,14 @@
 - `block`: `POST /v1/namespaces/{ns}/config` with `block_reads` and `block_writes` (suspend
   and archive block both; restore lifts them).
 - `connect`: a `RemoteConnection` to `{scheme}://{ns}.{host}:{port}` (sqld takes the namespace
-  from the first label of `Host`), authenticated with an EdDSA JWT. Tokens are minted on
-  demand, live `token_ttl` seconds, and are reused until shortly before they expire; a
-  connection whose token is refused (401) asks for a new one. Tokens are never stored, logged
-  or put in a message.
+  from the first label of `Host`), authenticated with EdDSA JWTs (`_sqld_tokens`: minted on
+  demand, cached, replaced when refused; never stored, logged or put in a message).
 
 Signing keys. By default every token is signed by the operator's Ed25519 key (the public half
 is sqld's `--auth-jwt-key-file`), so a token minted for one namespace opens every other one
 too: only `Host` picks the namespace. With namespace keys (`sqld_namespace_keys`) each
-namespace gets an Ed25519 key of its own (`_sqld_keys`): `create` generates it, sets its public
-half as the namespace's `jwt_key` and stores it encrypted; `connect` decrypts it and mints the
-namespace's tokens (`_sqld_tokens`); a refused token re-reads the registry (another instance
-may have rotated the key). `rotate_credentials` replaces a namespace's key.
+namespace gets an Ed25519 key of its own (`_sqld_keys`), made by `create` and replaced by
+`rotate_credentials`.
 
 The admin API and its quirks (a `POST .../config` replaces the whole config) are in
 `_sqld_admin`; admin failures raise `PlatformError` with the HTTP status.
@@ -31,14 +27,16 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tenant_middleware.db.hrana import HranaClient, RemoteConnection
 from tenant_middleware.errors import ConfigError, CredentialError
 from tenant_middleware.naming import DatabaseLocation, remote_location, split_base_url
-from tenant_middleware.provisioning._sqld_admin import MAX_MESSAGE, SqldAdmin, config
+from tenant_middleware.platform._answers import json_object
+from tenant_middleware.provisioning._owned import Owned
+from tenant_middleware.provisioning._sqld_admin import MAX_MESSAGE, SqldAdmin
 from tenant_middleware.provisioning._sqld_keys import NamespaceKeys, public_b64
+from tenant_middleware.provisioning._sqld_keys import load_signing_key as load_signing_key
 from tenant_middleware.provisioning._sqld_tokens import REFRESH_MARGIN, SqldTokens
 from tenant_middleware.secrets import KeyRing
 
@@ -46,18 +44,6 @@ if TYPE_CHECKING:
     from tenant_middleware.registry import Registry
 
 logger = logging.getLogger("tenant_middleware.provisioning")
-
-
-def load_signing_key(pem: str | bytes, *, setting: str = "sqld_signing_key") -> Ed25519PrivateKey:
-    """Load an Ed25519 private key from PEM; `ConfigError` (without the key) otherwise."""
-    data = pem.encode() if isinstance(pem, str) else pem
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(setting, f"not a PEM private key ({type(exc).__name__})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(setting, "sqld needs an Ed25519 private key")
-    return key
 
 
 class SqldProvisioner:
@@ -109,8 +95,7 @@ class SqldProvisioner:
         self._keys = (
             None if registry is None or keyring is None else NamespaceKeys(registry, keyring)
         )
-        self._owns_client = client is None
-        self._client = client if client is not None else HranaClient(timeout=timeout)
+        self._hrana = Owned(client, lambda: HranaClient(timeout=timeout))
         self._admin = SqldAdmin(self.admin_url, http=admin_http, timeout=timeout)
         self._tokens = SqldTokens(key, ttl=token_ttl, keys=self._keys)
 
@@ -119,11 +104,9 @@ class SqldProvisioner:
         """Whether every namespace gets a signing key of its own."""
         return self._keys is not None
 
-    def _hrana(self) -> HranaClient:
-        # A runtime may start again after aclose(): clients of our own are made anew.
-        if self._owns_client and self._client.closed:
-            self._client = HranaClient(timeout=self.timeout)
-        return self._client
+    @property
+    def _client(self) -> HranaClient:
+        return self._hrana.client
 
     # -- the Provisioner protocol ---------------------------------------------------------
     def locate(self, tenant_id: str) -> DatabaseLocation:
@@ -154,7 +137,7 @@ class SqldProvisioner:
             return False
         if self._keys is not None:
             envelope = await self._keys.envelope(location.tenant_id)
-            return bool(config(response).get("jwt_key")) == (envelope is not None)
+            return bool(json_object(response).get("jwt_key")) == (envelope is not None)
         return True
 
     async def connect(self, location: DatabaseLocation) -> RemoteConnection:
@@ -222,7 +205,7 @@ class SqldProvisioner:
                 extra={"tenant_id": location.tenant_id},
             )
             response = await self._admin.call("GET", location, "/config", allow=(404,))
-            server_key = config(response).get("jwt_key")
+            server_key = json_object(response).get("jwt_key")
             return server_key if isinstance(server_key, str) else None
         return public_b64(stored) if stored is not None else None
 
@@ -247,8 +230,7 @@ class SqldProvisioner:
 
     async def aclose(self) -> None:
         """Close the HTTP clients this provisioner created; idempotent."""
-        if self._owns_client:
-            await self._client.aclose()
+        await self._hrana.aclose()
         await self._admin.aclose()
 
     def token(self) -> str:

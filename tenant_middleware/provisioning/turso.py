@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -33,6 +32,7 @@ from tenant_middleware.db.hrana import HranaClient, RemoteConnection
 from tenant_middleware.errors import ConfigError, PlatformConflict, PlatformNotFound
 from tenant_middleware.naming import DatabaseLocation, database_name
 from tenant_middleware.platform.turso import TursoClient
+from tenant_middleware.provisioning._owned import Owned
 from tenant_middleware.provisioning._turso_tokens import TursoTokens
 from tenant_middleware.secrets import KeyRing
 
@@ -77,7 +77,7 @@ class TursoProvisioner:
         busy_timeout: float = 5.0,
         timeout: float = 10.0,
     ) -> None:
-        self._client = client
+        self._api = Owned(client)
         self.group = group
         self.location = location
         self.token_expiration = token_expiration
@@ -85,12 +85,7 @@ class TursoProvisioner:
         self.scheme = scheme or database_scheme(client.base_url)
         self.busy_timeout = busy_timeout
         self.timeout = timeout
-        self._client_factory: Callable[[], TursoClient] | None = None
-        self._client_closed = False
-        self._owns_hrana = hrana_client is None
-        self._hrana_client = (
-            hrana_client if hrana_client is not None else HranaClient(timeout=timeout)
-        )
+        self._hrana = Owned(hrana_client, lambda: HranaClient(timeout=timeout))
         self._tokens = TursoTokens(
             registry=registry, keyring=keyring, api=self._api, expiration=token_expiration
         )
@@ -134,21 +129,8 @@ class TursoProvisioner:
             busy_timeout=config.busy_timeout,
         )
         if client is None:
-            # Ours: closed by aclose(), and made anew if the runtime starts again.
-            provisioner._client_factory = make_client
+            provisioner._api.adopt(make_client)  # ours: closed by aclose(), made anew after
         return provisioner
-
-    def _api(self) -> TursoClient:
-        if self._client_closed and self._client_factory is not None:
-            self._client = self._client_factory()
-            self._client_closed = False
-        return self._client
-
-    def _hrana(self) -> HranaClient:
-        # A runtime may start again after aclose(): a client of our own is made anew.
-        if self._owns_hrana and self._hrana_client.closed:
-            self._hrana_client = HranaClient(timeout=self.timeout)
-        return self._hrana_client
 
     # -- the Provisioner protocol ---------------------------------------------------------
     def locate(self, tenant_id: str) -> DatabaseLocation:
@@ -260,11 +242,8 @@ class TursoProvisioner:
 
     async def aclose(self) -> None:
         """Close the clients this provisioner created; idempotent."""
-        if self._owns_hrana:
-            await self._hrana_client.aclose()
-        if self._client_factory is not None and not self._client_closed:
-            self._client_closed = True
-            await self._client.aclose()
+        await self._hrana.aclose()
+        await self._api.aclose()
 
     def __repr__(self) -> str:
-        return f"<TursoProvisioner client={self._client!r} group={self.group!r}>"
+        return f"<TursoProvisioner client={self._api.client!r} group={self.group!r}>"
