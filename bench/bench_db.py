@@ -33,6 +33,7 @@ from _apps import (
 )
 from _harness import (
     DATA_DIR,
+    Comparison,
     Report,
     Timed,
     compare,
@@ -52,6 +53,35 @@ from tenant_middleware.context import tenant_db
 from tenant_middleware.db.sqlite import SQLiteConnection
 
 SELECT = "SELECT id, title, body FROM notes WHERE id = ?"
+
+
+def show_comparison(
+    report: Report,
+    section: str,
+    title: str,
+    headers: list[str],
+    results: dict[str, Comparison],
+    *,
+    rounds: int,
+    iterations: int,
+) -> None:
+    """Print one interleaved comparison (microseconds) and add it to the report."""
+    print_table(
+        title,
+        headers,
+        [
+            [k, c.per_op.median * 1e6, c.per_op.p10 * 1e6, c.added.median * 1e6, c.ratio.median]
+            for k, c in results.items()
+        ],
+    )
+    report.add(
+        section,
+        {
+            "rounds": rounds,
+            "iterations": iterations,
+            "variants": {k: v.as_dict() for k, v in results.items()},
+        },
+    )
 
 
 async def settle() -> None:
@@ -129,21 +159,14 @@ async def main() -> None:
         }
         samples = await interleaved(query_variants, rounds=rounds, iterations=n, warmup=n)
         query = compare(samples, "raw SQLiteConnection SELECT")
-        print_table(
+        show_comparison(
+            report,
+            "query",
             f"One SELECT by primary key: {rounds} interleaved rounds x {n}",
             ["variant", "us/op med", "us/op p10", "vs raw SELECT us", "x raw"],
-            [
-                [k, c.per_op.median * 1e6, c.per_op.p10 * 1e6, c.added.median * 1e6, c.ratio.median]
-                for k, c in query.items()
-            ],
-        )
-        report.add(
-            "query",
-            {
-                "rounds": rounds,
-                "iterations": n,
-                "variants": {k: v.as_dict() for k, v in query.items()},
-            },
+            query,
+            rounds=rounds,
+            iterations=n,
         )
 
         # -- the same through a request -----------------------------------------------------
@@ -173,21 +196,14 @@ async def main() -> None:
             warmup=n,
         )
         request = compare(samples, "bare app, raw connection")
-        print_table(
+        show_comparison(
+            report,
+            "request",
             f"GET / doing that SELECT, direct ASGI: {rounds} interleaved rounds x {n}",
             ["variant", "us/req med", "us/req p10", "added us", "x bare"],
-            [
-                [k, c.per_op.median * 1e6, c.per_op.p10 * 1e6, c.added.median * 1e6, c.ratio.median]
-                for k, c in request.items()
-            ],
-        )
-        report.add(
-            "request",
-            {
-                "rounds": rounds,
-                "iterations": n,
-                "variants": {k: v.as_dict() for k, v in request.items()},
-            },
+            request,
+            rounds=rounds,
+            iterations=n,
         )
         await raw.close()
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -8,10 +9,18 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from tenant_middleware import Tenancy, TenancyConfig
+from tenant_middleware import Tenancy, TenancyConfig, TenancyMiddleware, current_tenant, tenant_db
 from tenant_middleware._types import ASGIApp
+from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.errors import DatabaseAuthError
 from tenant_middleware.registry import MemoryRegistry
+from tenant_middleware.schema.package import Migration, SchemaPackage
 from tests.sqld import SqldServer, running_sqld
 
 JWT_SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -133,3 +142,77 @@ def sqld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqldServer]:
     each in namespaces of its own. Stopped at the end, however the session ends."""
     with running_sqld(tmp_path_factory.mktemp("sqld")) as server:
         yield server
+
+
+async def token_status(url: str, token: str, sqld: SqldServer, client: HranaClient) -> int:
+    """The status a remote database at `url` answers `token` with (200, or 401 when refused)."""
+    conn = RemoteConnection(url, token=token, client=client, connect_to=sqld.connect_to)
+    try:
+        await conn.execute("SELECT 1")
+    except DatabaseAuthError as exc:
+        return exc.status
+    finally:
+        await conn.close()
+    return 200
+
+
+# -- the "rows" app: tenant tables and routes the end-to-end routing tests share --------------
+
+ROWS = SchemaPackage(
+    "app",
+    (
+        Migration(
+            1,
+            "create_rows",
+            sql="CREATE TABLE rows (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, seq INTEGER);"
+            " CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL);"
+            " INSERT INTO counter VALUES (1, 0);",
+        ),
+    ),
+)
+ROWS_V2 = SchemaPackage(
+    "app",
+    (*ROWS.migrations, Migration(2, "add_note", sql="ALTER TABLE rows ADD COLUMN note TEXT;")),
+)
+
+
+async def write_row(request: Request) -> JSONResponse:
+    """Insert a row tagged with the tenant the request named, then read the table back."""
+    named = request.query_params["t"]
+    async with tenant_db() as db:
+        await db.execute(
+            "INSERT INTO rows (tenant, seq) VALUES (?, ?)", (named, int(request.query_params["n"]))
+        )
+        await asyncio.sleep(0)  # let other requests interleave between the write and the read
+        seen = await db.execute("SELECT DISTINCT tenant FROM rows ORDER BY tenant")
+    return JSONResponse({"slug": current_tenant().slug, "seen": [row[0] for row in seen.rows]})
+
+
+def increment_route(pause: float = 0) -> Route:
+    """`/increment`: read-modify-write a counter in one transaction, sleeping `pause` seconds
+    (yielding to other requests) between the read and the write."""
+
+    async def increment(request: Request) -> JSONResponse:
+        async with tenant_db() as db, db.transaction() as tx:
+            value = int((await tx.execute("SELECT value FROM counter WHERE id = 1")).scalar() or 0)
+            await asyncio.sleep(pause)
+            await tx.execute("UPDATE counter SET value = ? WHERE id = 1", (value + 1,))
+        return JSONResponse({"wrote": value + 1})
+
+    return Route("/increment", increment)
+
+
+async def rows(request: Request) -> JSONResponse:
+    async with tenant_db() as db:
+        result = await db.execute("SELECT tenant, seq FROM rows ORDER BY id")
+    return JSONResponse(result.rows)
+
+
+def rows_app(tenancy: Tenancy, *routes: Route, pause: float = 0) -> Starlette:
+    """An app behind `TenancyMiddleware`: the given routes, or by default `/write`,
+    `/increment` (sleeping `pause` inside its transaction) and `/rows`."""
+    default = [Route("/write", write_row), increment_route(pause), Route("/rows", rows)]
+    return Starlette(
+        routes=list(routes) or default,
+        middleware=[Middleware(TenancyMiddleware, tenancy=tenancy)],
+    )

@@ -11,19 +11,16 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from tenant_middleware import (
     NoTenantContext,
     Tenancy,
-    TenancyMiddleware,
     TenantNotFound,
     TenantStatus,
     TenantUnavailable,
-    current_tenant,
     current_tenant_or_none,
     tenant_db,
     tenant_scope,
@@ -32,25 +29,7 @@ from tenant_middleware.db.sqlite import SQLiteConnection
 from tenant_middleware.naming import TENANTS_DIRECTORY, database_name, local_location
 from tenant_middleware.registry import MemoryRegistry
 from tenant_middleware.schema.ledger import LEDGER_TABLE
-from tenant_middleware.schema.package import Migration, SchemaPackage
-from tests.conftest import TenancyFactory, client_for
-
-ROWS = SchemaPackage(
-    "app",
-    (
-        Migration(
-            1,
-            "create_rows",
-            sql="CREATE TABLE rows (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, seq INTEGER);"
-            " CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL);"
-            " INSERT INTO counter VALUES (1, 0);",
-        ),
-    ),
-)
-ROWS_V2 = SchemaPackage(
-    "app",
-    (*ROWS.migrations, Migration(2, "add_note", sql="ALTER TABLE rows ADD COLUMN note TEXT;")),
-)
+from tests.conftest import ROWS, ROWS_V2, TenancyFactory, client_for, rows, rows_app
 
 
 def open_fds() -> int:
@@ -78,43 +57,8 @@ async def query(path: Path, sql: str) -> list[tuple[Any, ...]]:
         await conn.close()
 
 
-async def write_row(request: Request) -> JSONResponse:
-    """Insert a row tagged with the tenant the request named, then read the table back."""
-    named = request.query_params["t"]
-    async with tenant_db() as db:
-        await db.execute(
-            "INSERT INTO rows (tenant, seq) VALUES (?, ?)", (named, int(request.query_params["n"]))
-        )
-        await asyncio.sleep(0)  # let other requests interleave between the write and the read
-        seen = await db.execute("SELECT DISTINCT tenant FROM rows ORDER BY tenant")
-    return JSONResponse({"slug": current_tenant().slug, "seen": [row[0] for row in seen.rows]})
-
-
-async def increment(request: Request) -> JSONResponse:
-    """Read-modify-write a counter in one transaction, yielding to other requests in between."""
-    async with tenant_db() as db, db.transaction() as tx:
-        value = int((await tx.execute("SELECT value FROM counter WHERE id = 1")).scalar() or 0)
-        await asyncio.sleep(0)
-        await tx.execute("UPDATE counter SET value = ? WHERE id = 1", (value + 1,))
-    return JSONResponse({"wrote": value + 1})
-
-
-async def rows(request: Request) -> JSONResponse:
-    async with tenant_db() as db:
-        result = await db.execute("SELECT tenant, seq FROM rows ORDER BY id")
-    return JSONResponse(result.rows)
-
-
 def app_for(tenancy: Tenancy, *routes: Route) -> Starlette:
-    default = [
-        Route("/write", write_row),
-        Route("/increment", increment),
-        Route("/rows", rows),
-    ]
-    return Starlette(
-        routes=list(routes) or default,
-        middleware=[Middleware(TenancyMiddleware, tenancy=tenancy)],
-    )
+    return rows_app(tenancy, *routes)
 
 
 async def test_5000_interleaved_requests_over_100_tenants_write_only_their_own_database(

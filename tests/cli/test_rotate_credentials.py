@@ -11,11 +11,11 @@ import pytest
 import uvicorn
 
 from tenant_middleware import Tenancy, TenancyConfig
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
-from tenant_middleware.errors import DatabaseAuthError
+from tenant_middleware.db.hrana import HranaClient
 from tenant_middleware.naming import database_name
 from tenant_middleware.secrets import KeyRing, generate_key, token_binding
 from tests.cli.conftest import CLI, Result, assert_user_error, seed
+from tests.conftest import token_status
 from tests.sqld import SqldServer
 from tests.turso_emulator import TursoEmulator, emulated_organization
 
@@ -69,14 +69,7 @@ async def run_cli(cli: CLI, *args: str, env: dict[str, str]) -> Result:
 
 async def status_for(url: str, token: str, sqld: SqldServer) -> int:
     async with HranaClient(timeout=10.0) as client:
-        conn = RemoteConnection(url, token=token, client=client, connect_to=sqld.connect_to)
-        try:
-            await conn.execute("SELECT 1")
-        except DatabaseAuthError as exc:
-            return exc.status
-        finally:
-            await conn.close()
-    return 200
+        return await token_status(url, token, sqld, client)
 
 
 async def test_rotate_credentials_replaces_a_turso_token(

@@ -9,45 +9,22 @@ import os
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from tenant_middleware import (
     DatabaseBlocked,
     ProvisioningError,
     Tenancy,
-    TenancyMiddleware,
     TenantStatus,
-    current_tenant,
-    tenant_db,
 )
 from tenant_middleware.db.hrana import HranaClient
 from tenant_middleware.naming import database_name
 from tenant_middleware.provisioning import SqldProvisioner
 from tenant_middleware.schema.ledger import LEDGER_TABLE
 from tenant_middleware.schema.package import Migration, SchemaPackage
-from tests.conftest import client_for
+from tests.conftest import ROWS, ROWS_V2, client_for, rows_app
 from tests.sqld import SqldServer
 from tests.sqld_provisioner.conftest import SqldTenancyFactory, admin_status, direct
 
-ROWS = SchemaPackage(
-    "app",
-    (
-        Migration(
-            1,
-            "create_rows",
-            sql="CREATE TABLE rows (id INTEGER PRIMARY KEY, tenant TEXT NOT NULL, seq INTEGER);"
-            " CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL);"
-            " INSERT INTO counter VALUES (1, 0);",
-        ),
-    ),
-)
-ROWS_V2 = SchemaPackage(
-    "app",
-    (*ROWS.migrations, Migration(2, "add_note", sql="ALTER TABLE rows ADD COLUMN note TEXT;")),
-)
 # The interleaved isolation run: 20 tenants x 50 requests each (1,000 in all). 20 x 500 passes
 # too (10,000 requests), but takes minutes on a small, shared machine; raise it to soak.
 REQUESTS = int(os.environ.get("TENANCY_SQLD_SOAK_REQUESTS", "1000"))
@@ -60,42 +37,8 @@ BROKEN = SchemaPackage(
 )
 
 
-async def write_row(request: Request) -> JSONResponse:
-    """Insert a row tagged with the tenant the request named, then read the table back."""
-    named = request.query_params["t"]
-    async with tenant_db() as db:
-        await db.execute(
-            "INSERT INTO rows (tenant, seq) VALUES (?, ?)", (named, int(request.query_params["n"]))
-        )
-        await asyncio.sleep(0)  # let other requests interleave between the write and the read
-        seen = await db.execute("SELECT DISTINCT tenant FROM rows ORDER BY tenant")
-    return JSONResponse({"slug": current_tenant().slug, "seen": [row[0] for row in seen.rows]})
-
-
-async def increment(request: Request) -> JSONResponse:
-    """Read-modify-write a counter in one transaction, yielding to other requests in between."""
-    async with tenant_db() as db, db.transaction() as tx:
-        value = int((await tx.execute("SELECT value FROM counter WHERE id = 1")).scalar() or 0)
-        await asyncio.sleep(0.001)
-        await tx.execute("UPDATE counter SET value = ? WHERE id = 1", (value + 1,))
-    return JSONResponse({"wrote": value + 1})
-
-
-async def rows(request: Request) -> JSONResponse:
-    async with tenant_db() as db:
-        result = await db.execute("SELECT tenant, seq FROM rows ORDER BY id")
-    return JSONResponse(result.rows)
-
-
 def app_for(tenancy: Tenancy) -> Starlette:
-    return Starlette(
-        routes=[
-            Route("/write", write_row),
-            Route("/increment", increment),
-            Route("/rows", rows),
-        ],
-        middleware=[Middleware(TenancyMiddleware, tenancy=tenancy)],
-    )
+    return rows_app(tenancy, pause=0.001)
 
 
 async def test_the_config_builds_a_sqld_provisioner(make_sqld_tenancy: SqldTenancyFactory) -> None:

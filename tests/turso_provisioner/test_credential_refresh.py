@@ -19,15 +19,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tenant_middleware import Tenancy, TenancyMiddleware, current_tenant, tenant_db
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
-from tenant_middleware.errors import ConfigError, DatabaseAuthError
+from tenant_middleware.db.hrana import HranaClient
+from tenant_middleware.errors import ConfigError
 from tenant_middleware.naming import database_name
 from tenant_middleware.platform import TursoClient
 from tenant_middleware.provisioning.turso import TursoProvisioner
 from tenant_middleware.registry import Registry, SQLRegistry
 from tenant_middleware.schema.package import Migration, SchemaPackage
 from tenant_middleware.secrets import KeyRing, key_id_of, token_binding
-from tests.conftest import TenancyFactory, client_for
+from tests.conftest import TenancyFactory, client_for, token_status
 from tests.sqld import SqldServer
 from tests.turso_emulator import TursoEmulator
 from tests.turso_provisioner.conftest import API_TOKEN, KEY_1, TursoTenancyFactory
@@ -75,14 +75,7 @@ async def answer(emulator: TursoEmulator, sqld: SqldServer) -> AsyncIterator[Ans
 
     async def probe(tenant_id: str, token: str) -> int:
         url = f"http://{emulator.databases[database_name(tenant_id)].hostname}"
-        conn = RemoteConnection(url, token=token, client=client, connect_to=sqld.connect_to)
-        try:
-            await conn.execute("SELECT 1")
-        except DatabaseAuthError as exc:
-            return exc.status
-        finally:
-            await conn.close()
-        return 200
+        return await token_status(url, token, sqld, client)
 
     yield probe
     await client.aclose()

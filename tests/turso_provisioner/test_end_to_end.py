@@ -10,7 +10,6 @@ from collections.abc import Callable
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -20,7 +19,6 @@ from tenant_middleware import (
     ProvisioningError,
     Tenancy,
     TenancyConfig,
-    TenancyMiddleware,
     TenantStatus,
     current_tenant,
     tenant_db,
@@ -34,7 +32,7 @@ from tenant_middleware.registry import MemoryRegistry
 from tenant_middleware.schema.ledger import LEDGER_TABLE
 from tenant_middleware.schema.package import Migration, SchemaPackage
 from tenant_middleware.secrets import KeyRing, generate_key, key_id_of, token_binding
-from tests.conftest import client_for
+from tests.conftest import client_for, rows, rows_app
 from tests.sqld import SqldServer
 from tests.turso_emulator import TursoEmulator
 from tests.turso_provisioner.conftest import (
@@ -68,17 +66,8 @@ async def write_row(request: Request) -> JSONResponse:
     return JSONResponse({"slug": current_tenant().slug})
 
 
-async def rows(request: Request) -> JSONResponse:
-    async with tenant_db() as db:
-        result = await db.execute("SELECT tenant, seq FROM rows ORDER BY id")
-    return JSONResponse([list(row) for row in result.rows])
-
-
 def app_for(tenancy: Tenancy) -> Starlette:
-    return Starlette(
-        routes=[Route("/write", write_row), Route("/rows", rows)],
-        middleware=[Middleware(TenancyMiddleware, tenancy=tenancy)],
-    )
+    return rows_app(tenancy, Route("/write", write_row), Route("/rows", rows))
 
 
 def hostname(emulator: TursoEmulator, tenant_id: str) -> str:
