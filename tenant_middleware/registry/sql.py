@@ -219,20 +219,11 @@ class SQLRegistry(DomainQueries, InstallationQueries, CredentialQueries, EventQu
 
 
 def _minted_tokens(signing_key_pem: str, ttl: float = 3600.0) -> TokenProvider:
-    """A provider of full-access EdDSA JWTs signed with the sqld operator's key.
-
-    The connection keeps the token it got until the server refuses it (expired: 401), then
-    asks for a new one.
-    """
+    """A provider of full-access EdDSA JWTs signed with the sqld operator's key, as the sqld
+    provisioner mints them (`SqldTokens`): reused until shortly before they expire, and
+    minted anew when the server refuses one (401)."""
     # Imported here: the sqld provisioner pulls in PyJWT and cryptography.
-    import jwt
-
+    from tenant_middleware.provisioning._sqld_tokens import SqldTokens
     from tenant_middleware.provisioning.sqld import load_signing_key
 
-    key = load_signing_key(signing_key_pem)
-
-    async def mint() -> str:
-        now = time.time()
-        return jwt.encode({"iat": int(now), "exp": int(now + ttl)}, key, algorithm="EdDSA")
-
-    return mint
+    return SqldTokens(load_signing_key(signing_key_pem), ttl=ttl).provider()
