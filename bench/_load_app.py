@@ -25,7 +25,7 @@ from fastapi.requests import HTTPConnection
 
 from tenant_middleware import DuplicateTenant, Tenancy, TenancyMiddleware, TenantContext
 from tenant_middleware.context import tenant_db
-from tenant_middleware.db.sqlite import SQLiteConnection
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.integrations.fastapi import CurrentTenant
 from tenant_middleware.integrations.starlette import request_tenant
 

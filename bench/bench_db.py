@@ -50,7 +50,7 @@ from starlette.routing import Route
 
 from tenant_middleware import Tenancy, TenancyMiddleware, TenantContext, tenant_scope
 from tenant_middleware.context import tenant_db
-from tenant_middleware.db.sqlite import SQLiteConnection
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 
 SELECT = "SELECT id, title, body FROM notes WHERE id = ?"
 

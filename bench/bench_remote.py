@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from tenant_middleware.db.hrana import HranaClient, HttpxTransport, RemoteConnection  # noqa: E402
-from tenant_middleware.db.sqlite import SQLiteConnection  # noqa: E402
+from tenant_middleware.db._hrana.connection import HranaClient, HttpxTransport, RemoteConnection  # noqa: E402
+from tenant_middleware.db._sqlite.connection import SQLiteConnection  # noqa: E402
 from tests.sqld import running_sqld  # noqa: E402
 
 Call = Callable[[], Awaitable[object]]

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from tenant_middleware import Tenancy, TenancyConfig, TenancyMiddleware, current_tenant, tenant_db
 from tenant_middleware._types import ASGIApp
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import DatabaseAuthError
 from tenant_middleware.registry import MemoryRegistry
 from tenant_middleware.schema.package import Migration, SchemaPackage

@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tenant_middleware import Tenancy, TenancyMiddleware, TenantContext, TenantStatus, tenant_db
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.db.protocol import Executor
-from tenant_middleware.db.sqlite import SQLiteConnection
 from tenant_middleware.registry import MemoryRegistry
 from tenant_middleware.schema.fleet import TenantMigrationResult, run_fleet
 from tenant_middleware.schema.ledger import LEDGER_TABLE

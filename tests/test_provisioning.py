@@ -35,8 +35,8 @@ from tenant_middleware import (
     tenant_db,
 )
 from tenant_middleware._types import Scope
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.db.protocol import Executor
-from tenant_middleware.db.sqlite import SQLiteConnection
 from tenant_middleware.naming import TENANTS_DIRECTORY, DatabaseLocation, local_location
 from tenant_middleware.provisioning import LocalProvisioner
 from tenant_middleware.registry import MemoryRegistry, TenantEvent

@@ -25,7 +25,7 @@ from tenant_middleware import (
     tenant_db,
     tenant_scope,
 )
-from tenant_middleware.db.sqlite import SQLiteConnection
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.naming import TENANTS_DIRECTORY, database_name, local_location
 from tenant_middleware.registry import MemoryRegistry
 from tenant_middleware.schema.ledger import LEDGER_TABLE

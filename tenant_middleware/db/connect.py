@@ -6,12 +6,12 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from tenant_middleware.db.hrana import RemoteConnection
-from tenant_middleware.db.sqlite import SQLiteConnection
+from tenant_middleware.db._hrana.connection import RemoteConnection
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tenant_middleware.db.hrana import HranaClient, TokenProvider
+    from tenant_middleware.db._hrana.connection import HranaClient, TokenProvider
     from tenant_middleware.db.protocol import Connection
 
 _SETTING = "control_plane_url"

@@ -18,7 +18,7 @@ import jwt
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from tenant_middleware.db.hrana import TokenProvider
+    from tenant_middleware.db._hrana.connection import TokenProvider
     from tenant_middleware.provisioning._sqld_keys import NamespaceKeys
 
 # A token is replaced this long before it expires, so none expires in flight.

@@ -35,7 +35,7 @@ from tenant_middleware.secrets import Secret, token_binding
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tenant_middleware.db.hrana import TokenProvider
+    from tenant_middleware.db._hrana.connection import TokenProvider
     from tenant_middleware.naming import DatabaseLocation
     from tenant_middleware.platform.turso import TursoClient
     from tenant_middleware.registry import Registry

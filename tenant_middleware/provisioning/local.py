@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tenant_middleware.db.sqlite import SQLiteConnection
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.errors import DatabaseError, ProvisioningError
 from tenant_middleware.naming import DatabaseLocation, local_location
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import ConfigError, CredentialError
 from tenant_middleware.naming import DatabaseLocation, remote_location, split_base_url
 from tenant_middleware.platform._answers import json_object

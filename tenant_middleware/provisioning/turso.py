@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import ConfigError, PlatformConflict, PlatformNotFound
 from tenant_middleware.naming import DatabaseLocation, database_name
 from tenant_middleware.platform.turso import TursoClient

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from tenant_middleware.db._hrana.connection import HranaClient
 from tenant_middleware.db.connect import connect, is_remote, local_path
-from tenant_middleware.db.hrana import HranaClient
 from tenant_middleware.errors import ConfigError, RegistryError
 from tenant_middleware.registry._codec import require_positive
 from tenant_middleware.registry.migrations import migrate
@@ -20,7 +20,7 @@ from tenant_middleware.registry.migrations import migrate
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tenant_middleware.db.hrana import TokenProvider
+    from tenant_middleware.db._hrana.connection import TokenProvider
     from tenant_middleware.db.protocol import Connection
 
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
     from tenant_middleware.config import TenancyConfig
-    from tenant_middleware.db.hrana import TokenProvider
+    from tenant_middleware.db._hrana.connection import TokenProvider
     from tenant_middleware.db.protocol import Value
     from tenant_middleware.models import TenantContext, TenantKey
 

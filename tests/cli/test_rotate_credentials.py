@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 
 from tenant_middleware import Tenancy, TenancyConfig
-from tenant_middleware.db.hrana import HranaClient
+from tenant_middleware.db._hrana.connection import HranaClient
 from tenant_middleware.naming import database_name
 from tenant_middleware.secrets import KeyRing, generate_key, token_binding
 from tests.cli.conftest import CLI, Result, assert_user_error, seed

@@ -5,8 +5,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tenant_middleware.db import SQLiteConnection, connect
+from tenant_middleware.db._hrana.connection import RemoteConnection
 from tenant_middleware.db.connect import local_path
-from tenant_middleware.db.hrana import RemoteConnection
 from tenant_middleware.errors import ConfigError
 
 if TYPE_CHECKING:

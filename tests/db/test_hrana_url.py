@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tenant_middleware.db._hrana_url import parse
-from tenant_middleware.db.hrana import RetryPolicy
+from tenant_middleware.db._hrana.connection import RetryPolicy
+from tenant_middleware.db._hrana.url import parse
 from tenant_middleware.errors import ConfigError
 
 

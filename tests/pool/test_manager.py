@@ -8,7 +8,7 @@ import pytest
 
 from tenant_middleware import DatabaseError, TenantUnavailable
 from tenant_middleware.db import Connection
-from tenant_middleware.db.sqlite import SQLiteConnection
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.pool import PoolManager
 
 

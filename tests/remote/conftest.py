@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tests.sqld import SqldServer
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import contextlib
 import random
 
 from tenant_middleware.db import Connection
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.pool import PoolManager
 from tenant_middleware.pool.lease import WriterGate
 from tests.remote.conftest import OpenRemote

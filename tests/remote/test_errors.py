@@ -6,7 +6,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tenant_middleware.db.hrana import HranaClient
+from tenant_middleware.db._hrana.connection import HranaClient
 from tenant_middleware.errors import (
     DatabaseAuthError,
     DatabaseBlocked,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection, RetryPolicy
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection, RetryPolicy
 from tenant_middleware.errors import (
     DatabaseAuthError,
     DatabaseBusy,

@@ -7,7 +7,7 @@ import traceback
 
 import pytest
 
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import DatabaseError
 from tests.remote.conftest import OpenRemote, new_namespace_name, run_in
 from tests.remote.transports import Scripted, answer

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tenant_middleware.db import HttpxTransport, PooledTransport
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import DatabaseAuthError, DatabaseError
 from tests.remote.relays import Relay, answering, certificate_for, relay_to
 from tests.sqld import HOST_SUFFIX, SqldServer

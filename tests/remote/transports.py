@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tenant_middleware.db import PooledTransport
-from tenant_middleware.db._http import HttpResponse, Route, Transport
+from tenant_middleware.db._http.transport import HttpResponse, Route, Transport
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import ConfigError, DatabaseError, RegistryError
 from tenant_middleware.models import TenantKey
 from tenant_middleware.registry import SQLRegistry

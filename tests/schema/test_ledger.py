@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tenant_middleware import InvalidIdentifier, ProvisioningError, Tenancy
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.db.protocol import Connection, Executor
-from tenant_middleware.db.sqlite import SQLiteConnection
 from tenant_middleware.schema.ledger import (
     LEDGER_TABLE,
     applied_checksums,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tenant_middleware import ConfigError
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.db.protocol import Executor
-from tenant_middleware.db.sqlite import SQLiteConnection
 from tenant_middleware.schema.package import (
     Migration,
     SchemaPackage,

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from tenant_middleware import Tenancy
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tests.conftest import TenancyFactory
 from tests.sqld import HOST_SUFFIX, SqldServer
 

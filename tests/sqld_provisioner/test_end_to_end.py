@@ -16,7 +16,7 @@ from tenant_middleware import (
     Tenancy,
     TenantStatus,
 )
-from tenant_middleware.db.hrana import HranaClient
+from tenant_middleware.db._hrana.connection import HranaClient
 from tenant_middleware.naming import database_name
 from tenant_middleware.provisioning import SqldProvisioner
 from tenant_middleware.schema.ledger import LEDGER_TABLE

@@ -26,7 +26,7 @@ from tenant_middleware import (
     TenancyMiddleware,
     tenant_db,
 )
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import CredentialError
 from tenant_middleware.naming import database_name
 from tenant_middleware.provisioning import SqldProvisioner

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.platform import TursoClient
 from tests.sqld import SqldServer
 from tests.turso_emulator import TursoEmulator, emulated_organization

@@ -10,7 +10,7 @@ import httpx
 import jwt
 import pytest
 
-from tenant_middleware.db.hrana import RemoteConnection
+from tenant_middleware.db._hrana.connection import RemoteConnection
 from tenant_middleware.errors import (
     ConfigError,
     InvalidIdentifier,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tenant_middleware.db.hrana import RemoteConnection
+from tenant_middleware.db._hrana.connection import RemoteConnection
 from tenant_middleware.errors import DatabaseAuthError, DatabaseBlocked, PlatformUnavailable
 from tenant_middleware.platform import TursoClient
 from tests.turso_emulator import TursoEmulator

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tenant_middleware import Tenancy, TenancyConfig
-from tenant_middleware.db.hrana import HranaClient, RemoteConnection
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.platform import TursoClient
 from tenant_middleware.provisioning.turso import TursoProvisioner
 from tenant_middleware.registry import Registry, SQLRegistry

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tenant_middleware import Tenancy, TenancyMiddleware, current_tenant, tenant_db
-from tenant_middleware.db.hrana import HranaClient
+from tenant_middleware.db._hrana.connection import HranaClient
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.naming import database_name
 from tenant_middleware.platform import TursoClient

@@ -23,7 +23,7 @@ from tenant_middleware import (
     current_tenant,
     tenant_db,
 )
-from tenant_middleware.db.hrana import RemoteConnection
+from tenant_middleware.db._hrana.connection import RemoteConnection
 from tenant_middleware.errors import ConfigError, CredentialError
 from tenant_middleware.naming import database_name
 from tenant_middleware.provisioning.factory import build_provisioner

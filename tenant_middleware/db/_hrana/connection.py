@@ -23,20 +23,20 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tenant_middleware.db import _hrana_protocol as proto
-from tenant_middleware.db._hrana_credentials import Credentials, TokenProvider
-from tenant_middleware.db._hrana_http import HranaClient, RetryPolicy
-from tenant_middleware.db._hrana_stream import Stream
-from tenant_middleware.db._hrana_url import parse
-from tenant_middleware.db._http import HttpxTransport, Transport
-from tenant_middleware.db._http_pool import PooledTransport
+from tenant_middleware.db._hrana import protocol as proto
+from tenant_middleware.db._hrana.client import HranaClient, RetryPolicy
+from tenant_middleware.db._hrana.credentials import Credentials, TokenProvider
+from tenant_middleware.db._hrana.stream import Stream
+from tenant_middleware.db._hrana.url import parse
+from tenant_middleware.db._http.pooled import PooledTransport
+from tenant_middleware.db._http.transport import HttpxTransport, Transport
 from tenant_middleware.db._transactions import TransactionalConnection, begin_statement
 from tenant_middleware.errors import DatabaseBusy, DatabaseError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from tenant_middleware.db._hrana_protocol import Json
+    from tenant_middleware.db._hrana.protocol import Json
     from tenant_middleware.db.protocol import Params, ResultSet, Statement
 
 __all__ = [
@@ -58,7 +58,7 @@ class RemoteConnection(TransactionalConnection):
     `token` is a JWT, or an async callable returning one (asked again when the server answers
     401). `client` shares one HTTP client between connections; without it the connection
     owns one and closes it. `connect_to` ("host[:port]") sends the requests to that address
-    while the URL's host still names the database (see `_hrana_url`).
+    while the URL's host still names the database (see `_hrana.url`).
     """
 
     def __init__(

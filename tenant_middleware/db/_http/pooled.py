@@ -35,7 +35,12 @@ from typing import TYPE_CHECKING
 
 import h11
 
-from tenant_middleware.db._http import HttpResponse, Route, TransportError, TransportTimeout
+from tenant_middleware.db._http.transport import (
+    HttpResponse,
+    Route,
+    TransportError,
+    TransportTimeout,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -1,6 +1,6 @@
 """The HTTP exchange under the Hrana client: one POST, its answer, and the failures of both.
 
-`Transport` is the seam. `PooledTransport` (`_http_pool`) is the default: HTTP/1.1 on asyncio
+`Transport` is the seam. `PooledTransport` (`_http.pooled`) is the default: HTTP/1.1 on asyncio
 streams, parsed by h11, with kept-alive connections. `HttpxTransport` sends through an
 `httpx.AsyncClient` instead: what an HTTP proxy needs (`HTTP(S)_PROXY`), or a custom httpx
 transport. Both answer an `HttpResponse` with the whole body read, and raise `TransportError`

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from tenant_middleware.db._http import Route
+from tenant_middleware.db._http.transport import Route
 from tenant_middleware.errors import ConfigError
 
 _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https", "libsql": "https"}

@@ -17,15 +17,15 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from tenant_middleware.db import _hrana_protocol as proto
+from tenant_middleware.db._hrana import protocol as proto
 from tenant_middleware.db._transactions import BATCH_SAVEPOINT
 from tenant_middleware.errors import DatabaseBusy, DatabaseError, DatabaseTransactionAborted
 
 if TYPE_CHECKING:
-    from tenant_middleware.db._hrana_credentials import Credentials
-    from tenant_middleware.db._hrana_http import HranaClient
-    from tenant_middleware.db._hrana_protocol import Json
-    from tenant_middleware.db._hrana_url import Endpoint
+    from tenant_middleware.db._hrana.client import HranaClient
+    from tenant_middleware.db._hrana.credentials import Credentials
+    from tenant_middleware.db._hrana.protocol import Json
+    from tenant_middleware.db._hrana.url import Endpoint
     from tenant_middleware.db.protocol import ResultSet
 
 logger = logging.getLogger("tenant_middleware.db")

@@ -16,7 +16,7 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tenant_middleware.db import _sqlite_worker as _worker
+from tenant_middleware.db._sqlite import worker as _worker
 from tenant_middleware.db._transactions import TransactionalConnection, begin_statement
 from tenant_middleware.errors import DatabaseError
 

@@ -18,9 +18,9 @@ from tenant_middleware.errors import (
 )
 
 if TYPE_CHECKING:
-    from tenant_middleware.db._hrana_protocol import Json
-    from tenant_middleware.db._hrana_url import Endpoint
-    from tenant_middleware.db._http import HttpResponse
+    from tenant_middleware.db._hrana.protocol import Json
+    from tenant_middleware.db._hrana.url import Endpoint
+    from tenant_middleware.db._http.transport import HttpResponse
 
 _MAX_MESSAGE = 300
 UNAUTHORIZED, FORBIDDEN, NOT_FOUND, TOO_MANY_REQUESTS = 401, 403, 404, 429

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from tenant_middleware.db._hrana_answers import (
+from tenant_middleware.db._hrana.answers import (
     TOO_MANY_REQUESTS,
     UNAUTHORIZED,
     decode,
@@ -36,22 +36,22 @@ from tenant_middleware.db._hrana_answers import (
     retry_after,
     scrub,
 )
-from tenant_middleware.db._http import (
+from tenant_middleware.db._http.pooled import PooledTransport
+from tenant_middleware.db._http.transport import (
     HttpResponse,
     HttpxTransport,
     Transport,
     TransportError,
     TransportTimeout,
 )
-from tenant_middleware.db._http_pool import PooledTransport
 from tenant_middleware.errors import DatabaseError
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from tenant_middleware.db._hrana_credentials import Credentials
-    from tenant_middleware.db._hrana_protocol import Json
-    from tenant_middleware.db._hrana_url import Endpoint
+    from tenant_middleware.db._hrana.credentials import Credentials
+    from tenant_middleware.db._hrana.protocol import Json
+    from tenant_middleware.db._hrana.url import Endpoint
 
 _jitter = random.SystemRandom()
 _OK = 200
@@ -95,7 +95,7 @@ class HranaClient:
     `max_keepalive_connections` the idle connections kept open, and `max_in_flight` the
     requests in flight to one database.
 
-    The transport is `PooledTransport` (HTTP/1.1 on asyncio and h11; `_http_pool` says why not
+    The transport is `PooledTransport` (HTTP/1.1 on asyncio and h11; `_http.pooled` says why not
     httpx), except when `trust_env` is true and the environment names an HTTP proxy
     (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`): then requests go through httpx, which speaks to
     proxies and honours `NO_PROXY`. `transport` replaces either (`HttpxTransport` around an

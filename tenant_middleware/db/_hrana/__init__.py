@@ -1,0 +1,1 @@
+"""The remote backend: libSQL's Hrana protocol over HTTP (sqld, Turso)."""
