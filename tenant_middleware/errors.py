@@ -3,13 +3,14 @@
 ```
 TenancyError
 ├── ConfigError            (ValueError)   a setting is missing or invalid; names the setting
-├── TenantNotFound         (LookupError)  identified, but no such tenant (slug, domain or id)
-├── TenantRequired                        no source identified a tenant and one is required
-├── TenantSuspended                       the tenant exists and is suspended
-├── TenantArchived                        the tenant exists and is archived
-├── TenantUnavailable                     provisioning, failed, or its database unreachable
-├── TenantMismatch                        two sources named different tenants
-├── InvalidCredentials                    a token was presented and failed verification
+├── RequestRefused                        answered by the HTTP contract (`status_code`, `code`)
+│   ├── TenantRequired                    400: no source identified a tenant and one is required
+│   ├── TenantNotFound     (LookupError)  404: identified, but no such tenant (slug, domain, id)
+│   ├── InvalidCredentials                401: a token was presented and failed verification
+│   ├── TenantMismatch                    403: two sources named different tenants
+│   ├── TenantSuspended                   403: the tenant exists and is suspended
+│   ├── TenantArchived                    410: the tenant exists and is archived
+│   └── TenantUnavailable                 503: provisioning, failed, or its database unreachable
 ├── ProvisioningError                     creating or migrating a tenant's database failed
 ├── PlatformError                         a remote control API (sqld admin, Turso) failed
 │   ├── PlatformBadRequest (ValueError)   the API refused the request as malformed (400)
@@ -34,8 +35,10 @@ TenancyError
 └── NoTenantContext        (LookupError)  code asked for the tenant outside a tenant scope
 ```
 
-Request-facing errors carry the HTTP status and the problem `code` of the HTTP contract, so
-the middleware renders them without a lookup table that could drift from the classes.
+Request-facing errors (`RequestRefused`) carry the HTTP status and the problem `code` of the
+HTTP contract, so the middleware renders them without a lookup table that could drift from the
+classes. `upstream_status` on `PlatformError` and `DatabaseAuthError` is a remote server's
+HTTP status, never ours.
 """
 
 from __future__ import annotations
@@ -43,10 +46,6 @@ from __future__ import annotations
 
 class TenancyError(Exception):
     """Base class of every error raised by tenant-middleware."""
-
-    status_code: int = 500
-    code: str = "tenancy_error"
-    title: str = "Tenancy error"
 
 
 class ConfigError(TenancyError, ValueError):
@@ -57,15 +56,15 @@ class ConfigError(TenancyError, ValueError):
         super().__init__(f"{setting}: {message}")
 
 
-class TenantNotFound(TenancyError, LookupError):
-    """The request identified a tenant that does not exist."""
+class RequestRefused(TenancyError):
+    """A request-facing error: the middleware answers it with `status_code` and `code`."""
 
-    status_code = 404
-    code = "tenant_not_found"
-    title = "Tenant not found"
+    status_code: int = 500
+    code: str = "tenancy_error"
+    title: str = "Tenancy error"
 
 
-class TenantRequired(TenancyError):
+class TenantRequired(RequestRefused):
     """No identification source yielded a tenant and the app requires one."""
 
     status_code = 400
@@ -73,7 +72,31 @@ class TenantRequired(TenancyError):
     title = "Tenant required"
 
 
-class TenantSuspended(TenancyError):
+class TenantNotFound(RequestRefused, LookupError):
+    """The request identified a tenant that does not exist."""
+
+    status_code = 404
+    code = "tenant_not_found"
+    title = "Tenant not found"
+
+
+class InvalidCredentials(RequestRefused):
+    """A presented token failed verification (signature, algorithm, expiry, audience, issuer)."""
+
+    status_code = 401
+    code = "invalid_credentials"
+    title = "Invalid credentials"
+
+
+class TenantMismatch(RequestRefused):
+    """Identification sources named different tenants."""
+
+    status_code = 403
+    code = "tenant_mismatch"
+    title = "Tenant mismatch"
+
+
+class TenantSuspended(RequestRefused):
     """The tenant is suspended."""
 
     status_code = 403
@@ -81,7 +104,7 @@ class TenantSuspended(TenancyError):
     title = "Tenant suspended"
 
 
-class TenantArchived(TenancyError):
+class TenantArchived(RequestRefused):
     """The tenant is archived."""
 
     status_code = 410
@@ -89,7 +112,7 @@ class TenantArchived(TenancyError):
     title = "Tenant archived"
 
 
-class TenantUnavailable(TenancyError):
+class TenantUnavailable(RequestRefused):
     """The tenant cannot be served right now; retry later."""
 
     status_code = 503
@@ -101,22 +124,6 @@ class TenantUnavailable(TenancyError):
         super().__init__(message)
 
 
-class TenantMismatch(TenancyError):
-    """Identification sources named different tenants."""
-
-    status_code = 403
-    code = "tenant_mismatch"
-    title = "Tenant mismatch"
-
-
-class InvalidCredentials(TenancyError):
-    """A presented token failed verification (signature, algorithm, expiry, audience, issuer)."""
-
-    status_code = 401
-    code = "invalid_credentials"
-    title = "Invalid credentials"
-
-
 class ProvisioningError(TenancyError):
     """Creating, migrating or destroying a tenant's database failed."""
 
@@ -124,86 +131,9 @@ class ProvisioningError(TenancyError):
 class PlatformError(TenancyError):
     """A remote control API (sqld admin, Turso Platform) answered with an error."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        self.status = status
+    def __init__(self, message: str, *, upstream_status: int | None = None) -> None:
+        self.upstream_status = upstream_status
         super().__init__(message)
-
-
-class DatabaseError(TenancyError):
-    """A database call failed."""
-
-
-class DatabaseBusy(DatabaseError):
-    """The database stayed locked longer than the busy timeout."""
-
-
-class RegistryError(TenancyError):
-    """The control plane rejected or failed an operation."""
-
-
-class DuplicateTenant(RegistryError, ValueError):
-    """A slug or domain is already taken by a tenant."""
-
-
-class InvalidTransition(RegistryError, ValueError):
-    """A lifecycle change that is not allowed from the tenant's status (`restore` of an active
-    tenant, `suspend` of an archived one), or whose tenant another process changed meanwhile."""
-
-
-class InvalidIdentifier(TenancyError, ValueError):
-    """A slug, domain or tenant id passed to an operator method is malformed."""
-
-
-class NoTenantContext(TenancyError, LookupError):
-    """`current_tenant()` was called outside a tenant scope."""
-
-    def __init__(
-        self,
-        message: str = (
-            "no tenant is bound: current_tenant() needs TenancyMiddleware on the app, "
-            "or a `tenant_scope(tenant)` block around code that runs outside a request"
-        ),
-    ) -> None:
-        super().__init__(message)
-
-
-class CredentialError(TenancyError):
-    """A stored credential did not decrypt: unknown key id, tampered, wrong key or wrong row.
-
-    `key_id` names the key the envelope asked for, when it could be read; never the key itself.
-    """
-
-    def __init__(self, message: str, *, key_id: str | None = None) -> None:
-        self.key_id = key_id
-        super().__init__(message)
-
-
-class DatabaseAuthError(DatabaseError):
-    """A remote database refused the credentials (401) or the operation they allow (403).
-
-    A missing, invalid or expired token answers 401; a read-only token that writes, 403.
-    `status` is that HTTP status; the message never carries the token.
-    """
-
-    def __init__(self, message: str, *, status: int) -> None:
-        self.status = status
-        super().__init__(message)
-
-
-class DatabaseBlocked(DatabaseError):
-    """A remote database blocks the operation: its reads or writes are blocked (suspended)."""
-
-
-class DatabaseNotFound(DatabaseError, LookupError):
-    """A remote database does not exist: no such namespace on sqld, no such Turso database."""
-
-
-class DatabaseTransactionAborted(DatabaseError):
-    """The server ended a transaction before it committed: nothing of it was kept.
-
-    A remote stream expires after a few idle seconds, and sqld rolls back a transaction that
-    holds the write lock too long while others wait; run the transaction again.
-    """
 
 
 class PlatformBadRequest(PlatformError, ValueError):
@@ -237,10 +167,14 @@ class PlatformRateLimited(PlatformError):
     """
 
     def __init__(
-        self, message: str, *, status: int | None = 429, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = 429,
+        retry_after: float | None = None,
     ) -> None:
         self.retry_after = retry_after
-        super().__init__(message, status=status)
+        super().__init__(message, upstream_status=upstream_status)
 
 
 class PlatformUnavailable(PlatformError):
@@ -249,3 +183,81 @@ class PlatformUnavailable(PlatformError):
 
 class PlatformTimeout(PlatformError, TimeoutError):
     """The platform API did not answer within the timeout, on every attempt."""
+
+
+class DatabaseError(TenancyError):
+    """A database call failed."""
+
+
+class DatabaseBusy(DatabaseError):
+    """The database stayed locked longer than the busy timeout."""
+
+
+class DatabaseAuthError(DatabaseError):
+    """A remote database refused the credentials (401) or the operation they allow (403).
+
+    A missing, invalid or expired token answers 401; a read-only token that writes, 403.
+    `upstream_status` is the server's HTTP status (not ours: this error is never a response);
+    the message never carries the token.
+    """
+
+    def __init__(self, message: str, *, upstream_status: int) -> None:
+        self.upstream_status = upstream_status
+        super().__init__(message)
+
+
+class DatabaseBlocked(DatabaseError):
+    """A remote database blocks the operation: its reads or writes are blocked (suspended)."""
+
+
+class DatabaseNotFound(DatabaseError, LookupError):
+    """A remote database does not exist: no such namespace on sqld, no such Turso database."""
+
+
+class DatabaseTransactionAborted(DatabaseError):
+    """The server ended a transaction before it committed: nothing of it was kept.
+
+    A remote stream expires after a few idle seconds, and sqld rolls back a transaction that
+    holds the write lock too long while others wait; run the transaction again.
+    """
+
+
+class RegistryError(TenancyError):
+    """The control plane rejected or failed an operation."""
+
+
+class DuplicateTenant(RegistryError, ValueError):
+    """A slug or domain is already taken by a tenant."""
+
+
+class InvalidTransition(RegistryError, ValueError):
+    """A lifecycle change that is not allowed from the tenant's status (`restore` of an active
+    tenant, `suspend` of an archived one), or whose tenant another process changed meanwhile."""
+
+
+class InvalidIdentifier(TenancyError, ValueError):
+    """A slug, domain or tenant id passed to an operator method is malformed."""
+
+
+class CredentialError(TenancyError):
+    """A stored credential did not decrypt: unknown key id, tampered, wrong key or wrong row.
+
+    `key_id` names the key the envelope asked for, when it could be read; never the key itself.
+    """
+
+    def __init__(self, message: str, *, key_id: str | None = None) -> None:
+        self.key_id = key_id
+        super().__init__(message)
+
+
+class NoTenantContext(TenancyError, LookupError):
+    """`current_tenant()` was called outside a tenant scope."""
+
+    def __init__(
+        self,
+        message: str = (
+            "no tenant is bound: current_tenant() needs TenancyMiddleware on the app, "
+            "or a `tenant_scope(tenant)` block around code that runs outside a request"
+        ),
+    ) -> None:
+        super().__init__(message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tenant_middleware.errors import (
     InvalidTransition,
-    TenancyError,
+    RequestRefused,
     TenantArchived,
     TenantSuspended,
     TenantUnavailable,
@@ -29,7 +29,7 @@ def check_transition(current: TenantStatus, target: TenantStatus) -> None:
         raise InvalidTransition(f"a tenant cannot go from {current.value} to {target.value}")
 
 
-def status_refusal(status: TenantStatus, *, retry_after: int) -> TenancyError:
+def status_refusal(status: TenantStatus, *, retry_after: int) -> RequestRefused:
     """The error a request for a tenant that is not `active` gets (403, 410 or 503)."""
     if status is S.SUSPENDED:
         return TenantSuspended("this tenant is suspended")

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from tenant_middleware.context import _current
 from tenant_middleware.errors import (
+    ConfigError,
     DatabaseBlocked,
-    DatabaseError,
     ProvisioningError,
-    RegistryError,
+    RequestRefused,
     TenancyError,
     TenantArchived,
     TenantNotFound,
@@ -113,7 +113,7 @@ class TenancyMiddleware:
         finally:
             _current.reset(token)
 
-    async def _refusal_of_blocked(self, tenant_id: str) -> TenancyError:
+    async def _refusal_of_blocked(self, tenant_id: str) -> RequestRefused:
         retry_after = self.tenancy.config.retry_after
         try:
             current = await self.tenancy.registry.lookup(TenantKey("id", tenant_id))
@@ -136,7 +136,9 @@ class TenancyMiddleware:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, error: TenancyError
     ) -> None:
-        if isinstance(error, DatabaseError | RegistryError):
+        if isinstance(error, ConfigError):
+            raise error  # the app is set up wrong: a server error, not a retry-later
+        if not isinstance(error, RequestRefused):
             # The control plane is down or failing: fail closed, and tell the client to retry.
             logger.error("tenant lookup failed: %s", error, exc_info=error)
             error = TenantUnavailable(retry_after=self.tenancy.config.retry_after)

@@ -10,12 +10,12 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from tenant_middleware.errors import TenancyError, TenantUnavailable
+from tenant_middleware.errors import RequestRefused, TenantUnavailable
 
 if TYPE_CHECKING:
     from tenant_middleware._types import Receive, Scope, Send
 
-ErrorHandler = Callable[["Scope", "Receive", "Send", TenancyError], Awaitable[None]]
+ErrorHandler = Callable[["Scope", "Receive", "Send", RequestRefused], Awaitable[None]]
 
 # RFC 6455 close codes: 1008 policy violation; 1013 try again later.
 WS_POLICY_VIOLATION = 1008
@@ -34,7 +34,7 @@ _DETAILS = {
 }
 
 
-def problem_body(error: TenancyError) -> bytes:
+def problem_body(error: RequestRefused) -> bytes:
     """Return the RFC 9457 JSON body for a request-facing error."""
     return json.dumps(
         {
@@ -48,7 +48,7 @@ def problem_body(error: TenancyError) -> bytes:
     ).encode()
 
 
-async def send_problem(scope: Scope, receive: Receive, send: Send, error: TenancyError) -> None:
+async def send_problem(scope: Scope, receive: Receive, send: Send, error: RequestRefused) -> None:
     """Answer an HTTP request with problem+json, or close a WebSocket with the right code."""
     if scope["type"] == "websocket":
         code = WS_TRY_AGAIN_LATER if isinstance(error, TenantUnavailable) else WS_POLICY_VIOLATION

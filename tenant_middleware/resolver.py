@@ -56,7 +56,7 @@ class Resolver:
         self._auto_provision = auto_provision
 
     async def resolve(self, scope: Scope) -> Resolution:
-        """Identify the request's tenant; raise a request-facing `TenancyError` otherwise."""
+        """Identify the request's tenant; raise `RequestRefused` otherwise."""
         # The common case (one source yields, the tenant is cached) allocates no list and
         # awaits no coroutine besides the sources' own.
         first_source: TenantSource | None = None

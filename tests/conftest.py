@@ -150,7 +150,7 @@ async def token_status(url: str, token: str, sqld: SqldServer, client: HranaClie
     try:
         await conn.execute("SELECT 1")
     except DatabaseAuthError as exc:
-        return exc.status
+        return exc.upstream_status
     finally:
         await conn.close()
     return 200

@@ -56,10 +56,10 @@ def _retryable(status: int) -> bool:
 def error_for(status: int, message: str, *, retry_after: float | None = None) -> PlatformError:
     """The typed error of an HTTP status (any other 4xx: `PlatformError`)."""
     if status == 429:
-        return PlatformRateLimited(message, status=status, retry_after=retry_after)
+        return PlatformRateLimited(message, upstream_status=status, retry_after=retry_after)
     if status >= 500:
-        return PlatformUnavailable(message, status=status)
-    return _BY_STATUS.get(status, PlatformError)(message, status=status)
+        return PlatformUnavailable(message, upstream_status=status)
+    return _BY_STATUS.get(status, PlatformError)(message, upstream_status=status)
 
 
 class PlatformHTTP:
@@ -172,5 +172,5 @@ class PlatformHTTP:
             return response.json()
         except ValueError as exc:
             raise PlatformError(
-                f"Turso API {what}: the answer is not JSON", status=response.status_code
+                f"Turso API {what}: the answer is not JSON", upstream_status=response.status_code
             ) from exc

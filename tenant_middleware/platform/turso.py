@@ -177,7 +177,7 @@ class TursoClient:
             if existing.group != group:
                 raise PlatformConflict(
                     f"Turso database {name!r} already exists in another group",
-                    status=exc.status,
+                    upstream_status=exc.upstream_status,
                 ) from exc
             return CreatedDatabase(
                 name=existing.name,

@@ -100,5 +100,5 @@ def _error(
     return PlatformError(
         f"sqld admin {method} {location.name}{suffix}: HTTP {response.status_code}"
         f" ({_message(response)})",
-        status=response.status_code,
+        upstream_status=response.status_code,
     )

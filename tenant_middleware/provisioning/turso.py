@@ -237,7 +237,7 @@ class TursoProvisioner:
             raise PlatformConflict(
                 f"database {location.name!r} belongs to group {existing.group!r},"
                 f" not {self.group!r}: {outcome}",
-                status=409,
+                upstream_status=409,
             )
 
     async def aclose(self) -> None:

@@ -30,7 +30,7 @@ async def test_a_bad_token_is_an_auth_error(open_remote: OpenRemote) -> None:
     conn = await open_remote(token="not.a.jwt")
     with pytest.raises(DatabaseAuthError, match="refused the token") as info:
         await conn.execute("SELECT 1")
-    assert info.value.status == 401
+    assert info.value.upstream_status == 401
     no_token = await open_remote(token=None)
     with pytest.raises(DatabaseAuthError):
         await no_token.execute("SELECT 1")
@@ -52,7 +52,7 @@ async def test_a_read_only_token_reads_and_cannot_write(
     assert (await reader.execute("SELECT count(*) FROM t")).scalar() == 0
     with pytest.raises(DatabaseAuthError, match="does not allow") as info:
         await reader.execute("INSERT INTO t VALUES (1)")
-    assert info.value.status == 403
+    assert info.value.upstream_status == 403
     with pytest.raises(DatabaseAuthError):
         await reader.batch(["INSERT INTO t VALUES (1)"])
 

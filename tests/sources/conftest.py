@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from tenant_middleware.errors import TenancyError
+from tenant_middleware.errors import RequestRefused, TenancyError
 from tenant_middleware.sources import ScopeRewriter, TenantSource
 
 if TYPE_CHECKING:
@@ -42,8 +42,12 @@ class IdentifyMiddleware:
             return
         try:
             key = await self.source.identify(scope)
-        except TenancyError as exc:
+        except RequestRefused as exc:
             response = JSONResponse({"code": exc.code}, status_code=exc.status_code)
+            await response(scope, receive, send)
+            return
+        except TenancyError as exc:
+            response = JSONResponse({"error": type(exc).__name__}, status_code=500)
             await response(scope, receive, send)
             return
         if key is not None and isinstance(self.source, ScopeRewriter):

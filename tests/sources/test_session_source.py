@@ -90,4 +90,4 @@ async def test_through_an_app_without_session_middleware(make_app, open_client):
     async with open_client(make_app(SessionSource())) as http:
         response = await http.get("/")
     assert response.status_code == 500
-    assert response.json() == {"code": ConfigError.code}
+    assert response.json() == {"error": ConfigError.__name__}

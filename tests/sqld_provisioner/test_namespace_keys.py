@@ -110,7 +110,7 @@ async def refused(conn: RemoteConnection) -> int | None:
             await conn.execute("SELECT 1")
     finally:
         await conn.close()
-    return caught.value.status
+    return caught.value.upstream_status
 
 
 async def notes(request: Request) -> JSONResponse:

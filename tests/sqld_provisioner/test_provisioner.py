@@ -165,7 +165,7 @@ async def test_admin_failures_are_platform_errors_with_the_status(sqld: SqldServ
     try:
         with pytest.raises(PlatformError) as caught:
             await provisioner.create(location)
-        assert caught.value.status == 400
+        assert caught.value.upstream_status == 400
         for call in (
             provisioner.exists(location),
             provisioner.destroy(location),
@@ -173,7 +173,7 @@ async def test_admin_failures_are_platform_errors_with_the_status(sqld: SqldServ
         ):
             with pytest.raises(PlatformError, match="disk full") as caught:
                 await call
-            assert caught.value.status == 500
+            assert caught.value.upstream_status == 500
     finally:
         await provisioner.aclose()
         assert not admin.is_closed  # a client handed in is the caller's to close
@@ -213,7 +213,7 @@ async def test_an_unreachable_admin_api_is_a_platform_error(
     try:
         with pytest.raises(PlatformError) as caught:
             await provisioner.exists(provisioner.locate(TENANT))
-        assert caught.value.status is None
+        assert caught.value.upstream_status is None
     finally:
         await provisioner.aclose()
 

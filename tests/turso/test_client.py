@@ -74,7 +74,7 @@ async def test_create_database_in_a_missing_group_is_a_bad_request(
 
     with pytest.raises(PlatformBadRequest, match="group not found") as caught:
         await turso.create_database(db_name, group="nowhere")
-    assert caught.value.status == 400
+    assert caught.value.upstream_status == 400
 
 
 async def test_create_adopts_the_same_database_in_the_same_group(
@@ -96,7 +96,7 @@ async def test_create_refuses_a_name_taken_in_another_group(
     await turso.create_database(db_name, group="other")
     with pytest.raises(PlatformConflict) as caught:
         await turso.create_database(db_name, group="tenants")
-    assert caught.value.status == 409
+    assert caught.value.upstream_status == 409
     assert emulator.databases[db_name].group == "other"
 
 
@@ -211,7 +211,7 @@ async def test_delete_database_removes_the_namespace(
     await turso.delete_database(db_name)
     with pytest.raises(PlatformNotFound) as caught:
         await turso.get_database(db_name)
-    assert caught.value.status == 404
+    assert caught.value.upstream_status == 404
     with pytest.raises(PlatformNotFound):
         await turso.delete_database(db_name)
     assert await namespace_status(emulator.sqld, namespace) == 404  # sqld no longer has it

@@ -42,7 +42,7 @@ async def test_a_read_only_token_cannot_write(
     assert (await reader.execute("SELECT count(*) FROM t")).rows[0][0] == 0
     with pytest.raises(DatabaseAuthError) as caught:
         await reader.execute("INSERT INTO t VALUES (1)")
-    assert caught.value.status == 403
+    assert caught.value.upstream_status == 403
 
 
 async def test_block_writes_blocks_writes_on_the_server(
@@ -76,7 +76,7 @@ async def test_rotating_tokens_invalidates_the_old_ones(
     await turso.rotate_tokens(db_name)
     with pytest.raises(DatabaseAuthError) as caught:
         await open_db(hostname, old).execute("SELECT 1")
-    assert caught.value.status == 401
+    assert caught.value.upstream_status == 401
     new = (await turso.create_token(db_name)).jwt
     await open_db(hostname, new).execute("SELECT 1")
 
@@ -90,7 +90,7 @@ async def test_a_token_past_its_expiration_is_refused(
     emulator.clock = time.time
     with pytest.raises(DatabaseAuthError) as caught:
         await open_db(hostname, expired).execute("SELECT 1")
-    assert caught.value.status == 401
+    assert caught.value.upstream_status == 401
     current = (await turso.create_token(db_name, expiration="1h")).jwt
     await open_db(hostname, current).execute("SELECT 1")
 

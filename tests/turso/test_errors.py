@@ -120,7 +120,7 @@ async def test_each_error_status_of_the_spec_raises_its_type(
     with pytest.raises(PlatformError) as caught:
         await CALLS[method, template](turso, db_name)
     assert type(caught.value) is TYPED[status]
-    assert caught.value.status == status
+    assert caught.value.upstream_status == status
     assert f"Turso API {method} {path}: {status} {message}" in str(caught.value)
     assert emulator.requests == [(method, path, emulator.requests[0][2])]  # once, no retry
     assert sleeps == []
@@ -131,7 +131,7 @@ async def test_usage_of_a_missing_database_is_not_found(
 ) -> None:
     with pytest.raises(PlatformNotFound, match="could not find database") as caught:
         await turso.get_usage("missing-db", start=datetime(2026, 11, 1, tzinfo=UTC))
-    assert caught.value.status == 404
+    assert caught.value.upstream_status == 404
     assert len(emulator.requests) == 1
 
 
@@ -143,7 +143,7 @@ async def test_usage_with_a_period_the_api_refuses_is_a_bad_request(
     emulator.fail(400, match="/usage", error="invalid from parameter: out of range")
     with pytest.raises(PlatformBadRequest, match="invalid from parameter") as caught:
         await turso.get_usage(db_name, start=datetime(1970, 1, 1, tzinfo=UTC))
-    assert caught.value.status == 400
+    assert caught.value.upstream_status == 400
     assert (await turso.get_usage(db_name)).total.storage_bytes == 4096  # the fault was one
 
 
@@ -155,7 +155,7 @@ async def test_a_token_the_api_refuses_to_mint_is_a_bad_request(
     emulator.fail(400, match="/auth/tokens", error="Invalid expiration format")
     with pytest.raises(PlatformBadRequest, match="Invalid expiration format") as caught:
         await turso.create_token(db_name, expiration="100w")
-    assert caught.value.status == 400
+    assert caught.value.upstream_status == 400
     assert sum(path.endswith("/auth/tokens") for _, path, _ in emulator.requests) == 1
     assert sleeps == []
 
@@ -186,7 +186,7 @@ async def test_each_status_raises_its_error(
     with pytest.raises(error) as caught:
         await turso.get_group("tenants")
     assert type(caught.value) is error
-    assert caught.value.status == status
+    assert caught.value.upstream_status == status
     assert f"boom {status}" in str(caught.value)
     assert f"GET {GROUPS}" in str(caught.value)
 
@@ -207,7 +207,7 @@ async def test_a_wrong_api_token_is_unauthorized(make_client: MakeClient) -> Non
     turso = make_client(api_token="not-the-token")
     with pytest.raises(PlatformUnauthorized) as caught:
         await turso.list_databases()
-    assert caught.value.status == 401
+    assert caught.value.upstream_status == 401
     assert "not-the-token" not in str(caught.value)
 
 
@@ -268,7 +268,7 @@ async def test_5xx_backs_off_exponentially_then_raises(
     emulator.fail(503, times=5)
     with pytest.raises(PlatformUnavailable) as caught:
         await turso.list_databases()
-    assert caught.value.status == 503
+    assert caught.value.upstream_status == 503
     assert sleeps == [0.125, 0.25, 0.5, 1.0]
     assert len(emulator.requests) == 5
 
@@ -375,7 +375,7 @@ async def test_an_unreachable_api_is_unavailable_after_the_retries(sleeps: Sleep
         )
         with pytest.raises(PlatformUnavailable, match="ConnectError") as caught:
             await turso.list_databases()
-    assert caught.value.status is None
+    assert caught.value.upstream_status is None
     assert len(sleeps) == 2
 
 

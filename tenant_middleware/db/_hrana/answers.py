@@ -64,7 +64,9 @@ def http_error(
         refusal = (
             "refused the token" if status == UNAUTHORIZED else "does not allow this with the token"
         )
-        return DatabaseAuthError(f"{endpoint}: the server {refusal} ({message})", status=status)
+        return DatabaseAuthError(
+            f"{endpoint}: the server {refusal} ({message})", upstream_status=status
+        )
     if status == NOT_FOUND:
         return DatabaseNotFound(f"{detail} (HTTP 404)")
     tries = f" after {attempts} attempts" if attempts > 1 else ""
