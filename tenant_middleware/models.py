@@ -22,6 +22,29 @@ class TenantStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+class EventKind(enum.StrEnum):
+    """What an entry of a tenant's audit trail (`TenantEvent`) records.
+
+    Other processes follow these (`tenant_middleware.sync`): a kind is matched on, never spelled.
+    """
+
+    CREATED = "created"
+    STATUS_CHANGED = "status_changed"
+    DELETED = "deleted"
+    DOMAIN_ADDED = "domain_added"
+    DOMAIN_REMOVED = "domain_removed"
+    INSTALLATION_CHANGED = "installation_changed"
+    # A stored credential replaced or re-encrypted (a refresh, `rotate-keys`): the old one may
+    # still be valid.
+    CREDENTIALS_CHANGED = "credentials_changed"
+    # Every earlier credential revoked on the server (`rotate-credentials`).
+    CREDENTIALS_ROTATED = "credentials_rotated"
+    DATABASE_CREATED = "database_created"
+    SCHEMA_APPLIED = "schema_applied"
+    # A registered tenant's missing database made again by its first pool.
+    DATABASE_RECREATED = "database_recreated"
+
+
 class TenantKey(NamedTuple):
     """What an identification source found: a tenant id, a slug or a domain.
 

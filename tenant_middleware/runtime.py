@@ -21,7 +21,7 @@ from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import DuplicateTenant, TenantNotFound, TenantUnavailable
 from tenant_middleware.hooks import Hook, Hooks
 from tenant_middleware.lifecycle import status_refusal
-from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.models import EventKind, TenantContext, TenantKey, TenantStatus
 from tenant_middleware.operations.credentials import CredentialOperations
 from tenant_middleware.operations.schema import SchemaOperations
 from tenant_middleware.operations.tenants import TenantOperations
@@ -43,10 +43,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tenant_middleware")
 # Control-plane events (`tenant_middleware.sync`) after which a key may now resolve, and after
 # which a tenant's open connections must go.
-_NEW_KEY_EVENTS = frozenset({"created", "domain_added"})
-# Not `credentials_changed`: `rotate-keys` re-encrypts every tenant's token (the token stays
+_NEW_KEY_EVENTS = frozenset({EventKind.CREATED, EventKind.DOMAIN_ADDED})
+# Not `CREDENTIALS_CHANGED`: `rotate-keys` re-encrypts every tenant's token (the token stays
 # valid) and a refreshed token is picked up on the next 401; only a rotation revokes the old.
-_POOL_CLOSING_EVENTS = frozenset({"deleted", "credentials.rotated"})
+_POOL_CLOSING_EVENTS = frozenset({EventKind.DELETED, EventKind.CREDENTIALS_ROTATED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +201,7 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
         if not await self.provisioner.exists(location):
             # A registered tenant without its database (a crash, a fresh app instance).
             await self.provisioner.create(location)
-            await self.registry.record_event(tenant_id, "database.created_on_demand")
+            await self.registry.record_event(tenant_id, EventKind.DATABASE_RECREATED)
         connection = await self.provisioner.connect(location)
         try:
             await self.schema.bring_up_to_date(tenant_id, connection)
@@ -262,7 +262,7 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
             event.tenant_id
             for event in events
             if event.kind in _POOL_CLOSING_EVENTS
-            or (event.kind == "status_changed" and event.detail.get("to") != "active")
+            or (event.kind is EventKind.STATUS_CHANGED and event.detail.get("to") != "active")
         ):
             await self.pools.discard(tenant_id)
 

@@ -141,10 +141,10 @@ async def test_provision_records_each_step_and_ends_active(build: Builder) -> No
     )
     events = await tenancy.events(acme.id)
     kinds = [e.kind for e in events]
-    assert kinds.index("created") < kinds.index("provisioning.database")
-    assert kinds.index("provisioning.database") < kinds.index("provisioning.schema")
+    assert kinds.index("created") < kinds.index("database_created")
+    assert kinds.index("database_created") < kinds.index("schema_applied")
     assert status_changes(events) == [("provisioning", "active", None)]
-    schema_event = next(e for e in events if e.kind == "provisioning.schema")
+    schema_event = next(e for e in events if e.kind == "schema_applied")
     assert schema_event.detail == {"applied": ["core@1"]}
     path = tenancy.provisioner.locate(acme.id).path
     assert path is not None
@@ -232,7 +232,7 @@ async def test_a_database_destroyed_under_an_open_pool_is_not_recreated_empty(
     async with tenancy.connect(acme) as db:
         assert (await db.execute("SELECT count(*) FROM items")).scalar() == 0
     kinds = [e.kind for e in await tenancy.events(acme.id)]
-    assert kinds.count("database.created_on_demand") == 1
+    assert kinds.count("database_recreated") == 1
 
 
 # -- crashes at each step ----------------------------------------------------------------------
@@ -405,7 +405,7 @@ async def test_concurrent_provisioning_of_one_slug_happens_once(
     assert provisioner.creates == 1
     assert [tenant.slug for tenant in await tenancy.list()] == ["same"]
     kinds = [e.kind for e in await tenancy.events(results[0].id)]
-    assert (kinds.count("created"), kinds.count("provisioning.database")) == (1, 1)
+    assert (kinds.count("created"), kinds.count("database_created")) == (1, 1)
     assert len(database_files(tenancy)) == 1
 
 
@@ -540,7 +540,7 @@ async def test_a_provisioning_finished_elsewhere_is_not_undone(build: Builder) -
 
         async def record_event(self, tenant_id: str, kind: str, detail: Any = None) -> None:
             await super().record_event(tenant_id, kind, detail)
-            if kind == "provisioning.schema":
+            if kind == "schema_applied":
                 await super().set_status(tenant_id, TenantStatus.ACTIVE)
 
     tenancy = build(registry=FinishedElsewhere())

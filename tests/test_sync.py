@@ -223,7 +223,7 @@ async def test_re_encrypted_credentials_keep_pools_and_rotated_ones_close_them(
     reencrypted = TenantEvent(id=1, tenant_id=acme.id, kind="credentials_changed", at=0)
     await serving.apply_changes([reencrypted])
     assert serving.pools.stats().open_pools == 1
-    rotated = TenantEvent(id=2, tenant_id=acme.id, kind="credentials.rotated", at=0)
+    rotated = TenantEvent(id=2, tenant_id=acme.id, kind="credentials_rotated", at=0)
     await serving.apply_changes([rotated])
     assert serving.pools.stats().open_pools == 0
 

@@ -321,7 +321,7 @@ async def test_a_tenant_whose_database_vanished_gets_it_back_on_first_request(
     ledger = await query(location.path, f"SELECT package, version FROM {LEDGER_TABLE}")  # noqa: S608
     assert ledger == [("app", 1)]
     kinds = [event.kind for event in await tenancy.events(acme.id)]
-    assert kinds.count("database.created_on_demand") == 1
+    assert kinds.count("database_recreated") == 1
     assert (await tenancy.get(acme.id)).status is TenantStatus.ACTIVE
 
 
@@ -478,7 +478,7 @@ async def test_a_request_that_outlives_a_deletion_does_not_recreate_the_database
     assert "served" not in outcomes
     assert files_in(tenants_dir(tenancy)) == set()
     kinds = [event.kind for event in await tenancy.registry.events(acme.id)]
-    assert "database.created_on_demand" not in kinds
+    assert "database_recreated" not in kinds
 
 
 async def test_a_runtime_restarted_in_the_same_process_serves_again(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from tenant_middleware.errors import ConfigError
-from tenant_middleware.models import TenantContext
+from tenant_middleware.models import EventKind, TenantContext
 from tenant_middleware.operations._parts import RuntimeParts
 from tenant_middleware.secrets.rotation import (
     RotationReport,
@@ -48,7 +48,7 @@ class CredentialOperations(RuntimeParts):
         await rotate(self.provisioner.locate(tenant.id))
         # Recorded once the server has them: an event for a rotation that failed would lie.
         await self.registry.record_event(
-            tenant.id, "credentials.rotated", {"provisioner": self.provisioner.name}
+            tenant.id, EventKind.CREDENTIALS_ROTATED, {"provisioner": self.provisioner.name}
         )
         await self.pools.discard(tenant.id)
         self.invalidate(tenant.id)

@@ -13,7 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import InvalidTransition, PlatformConflict, ProvisioningError
-from tenant_middleware.models import TenantContext, TenantStatus
+from tenant_middleware.models import EventKind, TenantContext, TenantStatus
 
 if TYPE_CHECKING:
     from tenant_middleware.provisioning.base import Provisioner
@@ -39,7 +39,7 @@ class ProvisioningWorkflow:
         try:
             await self._provisioner.create(location)
             await self._registry.record_event(
-                tenant.id, "provisioning.database", {"provisioner": self._provisioner.name}
+                tenant.id, EventKind.DATABASE_CREATED, {"provisioner": self._provisioner.name}
             )
             step = "schema"
             connection = await self._provisioner.connect(location)
@@ -48,7 +48,7 @@ class ProvisioningWorkflow:
             finally:
                 await connection.close()
             await self._registry.record_event(
-                tenant.id, "provisioning.schema", {"applied": [str(s) for s in applied]}
+                tenant.id, EventKind.SCHEMA_APPLIED, {"applied": [str(s) for s in applied]}
             )
             step = "activate"
             return await self._registry.set_status(

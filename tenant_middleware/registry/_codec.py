@@ -11,7 +11,7 @@ from tenant_middleware.errors import (
     RegistryError,
     TenantNotFound,
 )
-from tenant_middleware.models import TenantContext, TenantStatus
+from tenant_middleware.models import EventKind, TenantContext, TenantStatus
 from tenant_middleware.registry.base import PackageInstallation, TenantEvent
 from tenant_middleware.validation import normalize_domain, normalize_slug, normalize_tenant_id
 
@@ -58,11 +58,9 @@ def check_expected_status(current: TenantStatus, expected: TenantStatus | None) 
         )
 
 
-def require_event_kind(kind: str) -> str:
-    """Return `kind`, or raise `ValueError` if it is empty."""
-    if not kind:
-        raise ValueError("an event needs a kind")
-    return kind
+def require_event_kind(kind: str) -> EventKind:
+    """Return `kind` as an `EventKind`; `ValueError` for a kind that is not one."""
+    return EventKind(kind)
 
 
 def installation_detail(package: str, version: str, status: str) -> dict[str, str]:
@@ -130,7 +128,7 @@ def event_from_row(tenant_id: str, row: tuple[Value, ...]) -> TenantEvent:
     return TenantEvent(
         id=int(as_float(event_id)),
         tenant_id=tenant_id,
-        kind=str(kind),
+        kind=EventKind(str(kind)),
         at=as_float(at),
         detail=json.loads(str(detail)),
     )

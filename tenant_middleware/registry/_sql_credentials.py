@@ -8,6 +8,7 @@ namespace key) is stored as the ciphertext it is given: no plain secret reaches 
 
 from __future__ import annotations
 
+from tenant_middleware.models import EventKind
 from tenant_middleware.registry._codec import (
     credentials_detail,
     optional_bytes,
@@ -39,7 +40,7 @@ class CredentialQueries(SQLParts):
                 (database_url, blob, tenant_id),
             )
             detail = credentials_detail(database_url, blob)
-            await append_event(tx, tenant_id, "credentials_changed", detail, now)
+            await append_event(tx, tenant_id, EventKind.CREDENTIALS_CHANGED, detail, now)
 
     async def replace_credentials(
         self,
@@ -65,7 +66,7 @@ class CredentialQueries(SQLParts):
                 return False
             if blob != was:
                 detail = credentials_detail(database_url, blob)
-                await append_event(tx, tenant_id, "credentials_changed", detail, now)
+                await append_event(tx, tenant_id, EventKind.CREDENTIALS_CHANGED, detail, now)
         return True
 
     async def get_credentials(self, tenant_id: str) -> tuple[str | None, bytes | None]:

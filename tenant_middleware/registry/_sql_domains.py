@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import DuplicateTenant
+from tenant_middleware.models import EventKind
 from tenant_middleware.registry._codec import require_tenant_id
 from tenant_middleware.registry._sql_parts import SQLParts, append_event, require_tenant
 from tenant_middleware.validation import require_domain
@@ -39,7 +40,7 @@ class DomainQueries(SQLParts):
                 (domain, tenant_id, now),
             )
             await tx.execute(_BUMP, (now, tenant_id))
-            await append_event(tx, tenant_id, "domain_added", {"domain": domain}, now)
+            await append_event(tx, tenant_id, EventKind.DOMAIN_ADDED, {"domain": domain}, now)
 
     async def remove_domain(self, domain: str) -> str | None:
         """Unmap a domain; return the tenant id it belonged to, or None if it was not mapped."""
@@ -51,7 +52,7 @@ class DomainQueries(SQLParts):
             tenant_id = str(owner)
             await tx.execute("DELETE FROM tenant_domains WHERE domain = ?", (domain,))
             await tx.execute(_BUMP, (now, tenant_id))
-            await append_event(tx, tenant_id, "domain_removed", {"domain": domain}, now)
+            await append_event(tx, tenant_id, EventKind.DOMAIN_REMOVED, {"domain": domain}, now)
         return tenant_id
 
     async def domains(self, tenant_id: str) -> Sequence[str]:

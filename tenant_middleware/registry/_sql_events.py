@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tenant_middleware.models import EventKind
 from tenant_middleware.registry._codec import (
     event_from_row,
     require_event_kind,
@@ -35,7 +36,7 @@ class EventQueries(SQLParts):
     """The event methods of `SQLRegistry`."""
 
     async def record_event(
-        self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None = None
+        self, tenant_id: str, kind: EventKind, detail: Mapping[str, Any] | None = None
     ) -> None:
         """Append an event to the tenant's audit trail (also after the tenant is deleted)."""
         tenant_id, kind = require_tenant_id(tenant_id), require_event_kind(kind)

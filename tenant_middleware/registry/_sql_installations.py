@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tenant_middleware.models import EventKind
 from tenant_middleware.registry._codec import (
     installation_detail,
     installation_from_row,
@@ -46,7 +47,7 @@ class InstallationQueries(SQLParts):
             if found.first() == (version, status):
                 return
             await tx.execute(_UPSERT_INSTALLATION, (tenant_id, package, version, status, now))
-            await append_event(tx, tenant_id, "installation_changed", detail, now)
+            await append_event(tx, tenant_id, EventKind.INSTALLATION_CHANGED, detail, now)
 
     async def installations(self, tenant_id: str) -> Sequence[PackageInstallation]:
         """The tenant's package installations, sorted by package name."""

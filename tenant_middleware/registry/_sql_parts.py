@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tenant_middleware.models import EventKind
 from tenant_middleware.registry._codec import dump_json, tenant_not_found
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ async def require_tenant(tx: Executor, tenant_id: str) -> None:
 
 
 async def append_event(
-    tx: Executor, tenant_id: str, kind: str, detail: Mapping[str, Any] | None, at: float
+    tx: Executor, tenant_id: str, kind: EventKind, detail: Mapping[str, Any] | None, at: float
 ) -> None:
     """Append an event to the tenant's audit trail."""
     await tx.execute(

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.models import EventKind, TenantContext, TenantKey, TenantStatus
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -15,7 +15,7 @@ class TenantEvent:
 
     id: int
     tenant_id: str
-    kind: str
+    kind: EventKind
     at: float
     detail: Mapping[str, Any] = field(default_factory=dict)
 
@@ -108,7 +108,7 @@ class Registry(Protocol):
         ...
 
     async def record_event(
-        self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None = None
+        self, tenant_id: str, kind: EventKind, detail: Mapping[str, Any] | None = None
     ) -> None:
         """Append an event to the tenant's audit trail."""
         ...

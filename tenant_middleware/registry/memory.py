@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tenant_middleware.errors import DuplicateTenant
-from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.models import EventKind, TenantContext, TenantKey, TenantStatus
 from tenant_middleware.registry._codec import (
     check_expected_status,
     credentials_detail,
@@ -83,7 +83,9 @@ class MemoryRegistry:
         self._tenants[tenant_id] = tenant
         self._reasons[tenant_id] = None
         self._slugs[slug] = tenant_id
-        self._event(tenant_id, "created", {"slug": slug, "status": status.value}, self._clock())
+        self._event(
+            tenant_id, EventKind.CREATED, {"slug": slug, "status": status.value}, self._clock()
+        )
         return tenant
 
     async def list(
@@ -120,7 +122,7 @@ class MemoryRegistry:
         updated = self._bump(tenant.id, status=status)
         self._reasons[tenant.id] = reason
         detail = {"from": tenant.status.value, "to": status.value, "reason": reason}
-        self._event(tenant.id, "status_changed", detail, self._clock())
+        self._event(tenant.id, EventKind.STATUS_CHANGED, detail, self._clock())
         return updated
 
     async def delete(self, tenant_id: str) -> None:
@@ -130,7 +132,7 @@ class MemoryRegistry:
         self._domains = {d: owner for d, owner in self._domains.items() if owner != tenant.id}
         self._installations.pop(tenant.id, None)
         self._credentials.pop(tenant.id, None)
-        self._event(tenant.id, "deleted", {"slug": tenant.slug}, self._clock())
+        self._event(tenant.id, EventKind.DELETED, {"slug": tenant.slug}, self._clock())
 
     async def add_domain(self, tenant_id: str, domain: str) -> None:
         """Map a custom domain to a tenant; `DuplicateTenant` if another tenant holds it."""
@@ -143,7 +145,7 @@ class MemoryRegistry:
             raise DuplicateTenant(f"domain {domain!r} belongs to another tenant")
         self._domains[domain] = tenant_id
         self._bump(tenant_id)
-        self._event(tenant_id, "domain_added", {"domain": domain}, self._clock())
+        self._event(tenant_id, EventKind.DOMAIN_ADDED, {"domain": domain}, self._clock())
 
     async def remove_domain(self, domain: str) -> str | None:
         """Unmap a domain; return the tenant id it belonged to, or None if it was not mapped."""
@@ -151,7 +153,7 @@ class MemoryRegistry:
         owner = self._domains.pop(domain, None)
         if owner is not None:
             self._bump(owner)
-            self._event(owner, "domain_removed", {"domain": domain}, self._clock())
+            self._event(owner, EventKind.DOMAIN_REMOVED, {"domain": domain}, self._clock())
         return owner
 
     async def domains(self, tenant_id: str) -> Sequence[str]:
@@ -160,7 +162,7 @@ class MemoryRegistry:
         return sorted(d for d, owner in self._domains.items() if owner == tenant_id)
 
     async def record_event(
-        self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None = None
+        self, tenant_id: str, kind: EventKind, detail: Mapping[str, Any] | None = None
     ) -> None:
         """Append an event to the tenant's audit trail (also after the tenant is deleted)."""
         tenant_id, kind = require_tenant_id(tenant_id), require_event_kind(kind)
@@ -199,7 +201,7 @@ class MemoryRegistry:
         installed[package] = PackageInstallation(
             tenant_id=tenant_id, package=package, version=version, status=status, updated_at=now
         )
-        self._event(tenant_id, "installation_changed", detail, now)
+        self._event(tenant_id, EventKind.INSTALLATION_CHANGED, detail, now)
 
     async def installations(self, tenant_id: str) -> Sequence[PackageInstallation]:
         """The tenant's package installations, sorted by package name."""
@@ -216,7 +218,7 @@ class MemoryRegistry:
             return
         self._credentials[tenant.id] = stored
         detail = credentials_detail(*stored)
-        self._event(tenant.id, "credentials_changed", detail, self._clock())
+        self._event(tenant.id, EventKind.CREDENTIALS_CHANGED, detail, self._clock())
 
     async def replace_credentials(
         self,
@@ -235,7 +237,7 @@ class MemoryRegistry:
         self._credentials[tenant.id] = (database_url, blob)
         if blob != stored:
             detail = credentials_detail(database_url, blob)
-            self._event(tenant.id, "credentials_changed", detail, self._clock())
+            self._event(tenant.id, EventKind.CREDENTIALS_CHANGED, detail, self._clock())
         return True
 
     async def get_credentials(self, tenant_id: str) -> tuple[str | None, bytes | None]:
@@ -256,7 +258,7 @@ class MemoryRegistry:
         return updated
 
     def _event(
-        self, tenant_id: str, kind: str, detail: Mapping[str, Any] | None, at: float
+        self, tenant_id: str, kind: EventKind, detail: Mapping[str, Any] | None, at: float
     ) -> None:
         # Through JSON, as the SQL registry stores it: the caller's mapping is not kept.
         detail = json.loads(dump_json(detail))

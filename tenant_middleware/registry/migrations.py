@@ -81,7 +81,19 @@ _INITIAL = (
     "CREATE INDEX tenant_events_by_tenant ON tenant_events (tenant_id, id)",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", _INITIAL),)
+# Event kinds were spelled two ways before `EventKind`; one spelling from version 2 on.
+_ONE_SPELLING_OF_EVENT_KINDS = (
+    "UPDATE tenant_events SET kind = 'credentials_rotated' WHERE kind = 'credentials.rotated'",
+    "UPDATE tenant_events SET kind = 'database_created' WHERE kind = 'provisioning.database'",
+    "UPDATE tenant_events SET kind = 'schema_applied' WHERE kind = 'provisioning.schema'",
+    "UPDATE tenant_events SET kind = 'database_recreated'"
+    " WHERE kind = 'database.created_on_demand'",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", _INITIAL),
+    Migration(2, "event_kinds", _ONE_SPELLING_OF_EVENT_KINDS),
+)
 
 _CREATE_LEDGER = """
     CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from tenant_middleware.errors import DuplicateTenant
-from tenant_middleware.models import TenantStatus
+from tenant_middleware.models import EventKind, TenantStatus
 from tenant_middleware.registry._codec import (
     TENANT_COLUMNS,
     check_expected_status,
@@ -143,7 +143,7 @@ class SQLRegistry(DomainQueries, InstallationQueries, CredentialQueries, EventQu
                 (tenant_id, slug, name, status.value, plan, region, encoded, now, now),
             )
             await append_event(
-                tx, tenant_id, "created", {"slug": slug, "status": status.value}, now
+                tx, tenant_id, EventKind.CREATED, {"slug": slug, "status": status.value}, now
             )
         return tenant_from_row((tenant_id, slug, name, status.value, plan, region, encoded, 1))
 
@@ -196,7 +196,7 @@ class SQLRegistry(DomainQueries, InstallationQueries, CredentialQueries, EventQu
                     (status.value, reason, now, tenant_id),
                 )
                 detail = {"from": row[0], "to": status.value, "reason": reason}
-                await append_event(tx, tenant_id, "status_changed", detail, now)
+                await append_event(tx, tenant_id, EventKind.STATUS_CHANGED, detail, now)
             current = await tx.execute(_BY_KEY["id"], (tenant_id,))
         return tenant_from_row(current.rows[0])
 
@@ -215,7 +215,7 @@ class SQLRegistry(DomainQueries, InstallationQueries, CredentialQueries, EventQu
                     ("DELETE FROM tenants WHERE id = ?", (tenant_id,)),
                 ]
             )
-            await append_event(tx, tenant_id, "deleted", {"slug": found.scalar()}, now)
+            await append_event(tx, tenant_id, EventKind.DELETED, {"slug": found.scalar()}, now)
 
 
 def _minted_tokens(signing_key_pem: str, ttl: float = 3600.0) -> TokenProvider:

@@ -7,7 +7,7 @@ import pytest
 
 from tenant_middleware.db import SQLiteConnection
 from tenant_middleware.errors import DatabaseError, RegistryError
-from tenant_middleware.models import TenantKey
+from tenant_middleware.models import EventKind, TenantKey
 from tenant_middleware.registry import SQLRegistry
 from tenant_middleware.registry.migrations import MIGRATIONS, Migration, applied_versions, migrate
 from tenant_middleware.validation import new_tenant_id
@@ -49,9 +49,9 @@ async def test_migrate_creates_the_schema_once(conn: SQLiteConnection) -> None:
         "tenant_events_by_tenant",
     } <= await schema_names(conn, "index")
     ledger = await conn.execute("SELECT version, name, applied_at FROM schema_migrations")
-    assert ledger.rows == [(1, "initial", 5.0)]
+    assert ledger.rows == [(1, "initial", 5.0), (2, "event_kinds", 5.0)]
     assert await migrate(conn) == []
-    assert await applied_versions(conn) == {1}
+    assert await applied_versions(conn) == {1, 2}
 
 
 async def test_tenant_columns_include_provisioning_fields(conn: SQLiteConnection) -> None:
@@ -92,8 +92,9 @@ async def test_concurrent_migrations_apply_each_version_once(tmp_path: Path) -> 
     finally:
         for c in conns:
             await c.close()
-    assert sorted(results) == [[], [], [1]]
-    assert ledger.rows == [(1,)]
+    # Each version applied by exactly one of the three.
+    assert sorted(version for result in results for version in result) == [1, 2]
+    assert sorted(ledger.rows) == [(1,), (2,)]
 
 
 async def test_two_registries_starting_at_once_on_a_new_file(tmp_path: Path) -> None:
@@ -109,16 +110,45 @@ async def test_two_registries_starting_at_once_on_a_new_file(tmp_path: Path) -> 
 
 
 async def test_failing_migration_leaves_nothing_behind(conn: SQLiteConnection) -> None:
-    broken = (*MIGRATIONS, Migration(2, "broken", ("CREATE TABLE extra (x)", "NOT SQL")))
+    nxt = len(MIGRATIONS) + 1
+    broken = (*MIGRATIONS, Migration(nxt, "broken", ("CREATE TABLE extra (x)", "NOT SQL")))
     with pytest.raises(DatabaseError):
         await migrate(conn, migrations=broken)
-    assert await applied_versions(conn) == {1}
+    assert await applied_versions(conn) == {m.version for m in MIGRATIONS}
     assert "extra" not in await schema_names(conn, "table")
-    fixed = (*MIGRATIONS, Migration(2, "fixed", ("CREATE TABLE extra (x)",)))
-    assert await migrate(conn, migrations=fixed) == [2]
+    fixed = (*MIGRATIONS, Migration(nxt, "fixed", ("CREATE TABLE extra (x)",)))
+    assert await migrate(conn, migrations=fixed) == [nxt]
 
 
 async def test_a_newer_schema_is_refused(conn: SQLiteConnection) -> None:
-    await migrate(conn, migrations=(*MIGRATIONS, Migration(2, "future", ("SELECT 1",))))
+    future = Migration(len(MIGRATIONS) + 1, "future", ("SELECT 1",))
+    await migrate(conn, migrations=(*MIGRATIONS, future))
     with pytest.raises(RegistryError, match="newer"):
         await migrate(conn)
+
+
+async def test_event_kinds_of_the_first_release_get_one_spelling(conn: SQLiteConnection) -> None:
+    # A control plane written before EventKind, with the dotted spellings of that release.
+    assert await migrate(conn, migrations=MIGRATIONS[:1]) == [1]
+    tenant_id = new_tenant_id()
+    await conn.execute(
+        "INSERT INTO tenants (id, slug, status, created_at, updated_at)"
+        " VALUES (?, 'acme', 'active', 0, 0)",
+        (tenant_id,),
+    )
+    old = ["created", "provisioning.database", "provisioning.schema", "credentials.rotated"]
+    old.append("database.created_on_demand")
+    for kind in old:
+        await conn.execute(
+            "INSERT INTO tenant_events (tenant_id, kind, detail, at) VALUES (?, ?, '{}', 0)",
+            (tenant_id, kind),
+        )
+    assert await migrate(conn) == [2]
+    kinds = await conn.execute("SELECT kind FROM tenant_events ORDER BY id")
+    assert [row[0] for row in kinds.rows] == [
+        EventKind.CREATED,
+        EventKind.DATABASE_CREATED,
+        EventKind.SCHEMA_APPLIED,
+        EventKind.CREDENTIALS_ROTATED,
+        EventKind.DATABASE_RECREATED,
+    ]

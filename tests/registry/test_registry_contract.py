@@ -14,9 +14,18 @@ from tenant_middleware.errors import (
     RegistryError,
     TenantNotFound,
 )
-from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.models import EventKind, TenantContext, TenantKey, TenantStatus
 from tenant_middleware.registry import PackageInstallation, Registry
 from tenant_middleware.validation import new_tenant_id
+
+# Kinds an operator action may record, in the order the tests record them.
+STEPS = (
+    EventKind.DATABASE_CREATED,
+    EventKind.SCHEMA_APPLIED,
+    EventKind.CREDENTIALS_ROTATED,
+    EventKind.DATABASE_RECREATED,
+    EventKind.CREDENTIALS_CHANGED,
+)
 
 ACTIVE, SUSPENDED, ARCHIVED = TenantStatus.ACTIVE, TenantStatus.SUSPENDED, TenantStatus.ARCHIVED
 
@@ -310,7 +319,7 @@ async def test_every_transition_is_recorded_in_order(registry: Registry) -> None
     await registry.add_domain(tenant.id, "acme.com")
     await registry.set_status(tenant.id, SUSPENDED, reason="unpaid")
     await registry.remove_domain("acme.com")
-    await registry.record_event(tenant.id, "token_rotated", {"key_id": "k2"})
+    await registry.record_event(tenant.id, EventKind.CREDENTIALS_ROTATED, {"key_id": "k2"})
     await registry.set_status(tenant.id, ARCHIVED)
     await registry.delete(tenant.id)
     events = await registry.events(tenant.id)
@@ -320,7 +329,7 @@ async def test_every_transition_is_recorded_in_order(registry: Registry) -> None
         "domain_added",
         "status_changed",
         "domain_removed",
-        "token_rotated",
+        "credentials_rotated",
         "status_changed",
         "deleted",
     ]
@@ -335,13 +344,9 @@ async def test_every_transition_is_recorded_in_order(registry: Registry) -> None
 
 async def test_events_are_per_tenant_and_limited(registry: Registry) -> None:
     acme, globex = await make(registry, "acme"), await make(registry, "globex")
-    for i in range(5):
-        await registry.record_event(acme.id, f"step{i}")
-    assert [e.kind for e in await registry.events(acme.id, limit=3)] == [
-        "created",
-        "step0",
-        "step1",
-    ]
+    for kind in STEPS:
+        await registry.record_event(acme.id, kind)
+    assert [e.kind for e in await registry.events(acme.id, limit=3)] == ["created", *STEPS[:2]]
     assert await kinds(registry, globex.id) == ["created"]
     with pytest.raises(ValueError, match="limit"):
         await registry.events(acme.id, limit=0)
@@ -349,12 +354,12 @@ async def test_events_are_per_tenant_and_limited(registry: Registry) -> None:
 
 async def test_the_latest_events_come_oldest_first(registry: Registry) -> None:
     acme = await make(registry, "acme")
-    for i in range(5):
-        await registry.record_event(acme.id, f"step{i}")
+    for kind in STEPS:
+        await registry.record_event(acme.id, kind)
     latest = await registry.events(acme.id, limit=2, latest=True)
-    assert [e.kind for e in latest] == ["step3", "step4"]
+    assert [e.kind for e in latest] == list(STEPS[3:])
     everything = await registry.events(acme.id, limit=100, latest=True)
-    assert [e.kind for e in everything] == ["created", *(f"step{i}" for i in range(5))]
+    assert [e.kind for e in everything] == ["created", *STEPS]
 
 
 async def test_events_after_an_id_cover_every_tenant_in_order(registry: Registry) -> None:
@@ -388,14 +393,14 @@ async def test_events_after_an_id_cover_every_tenant_in_order(registry: Registry
 async def test_record_event_validates_and_outlives_the_tenant(registry: Registry) -> None:
     tenant = await make(registry, "acme")
     await registry.delete(tenant.id)
-    await registry.record_event(tenant.id, "database_destroyed", {"ok": True})
-    assert (await kinds(registry, tenant.id))[-1] == "database_destroyed"
+    await registry.record_event(tenant.id, EventKind.SCHEMA_APPLIED, {"ok": True})
+    assert (await kinds(registry, tenant.id))[-1] == "schema_applied"
     with pytest.raises(InvalidIdentifier):
-        await registry.record_event("nope", "x")
-    with pytest.raises(ValueError, match="kind"):
-        await registry.record_event(tenant.id, "")
+        await registry.record_event("nope", EventKind.SCHEMA_APPLIED)
+    with pytest.raises(ValueError, match="EventKind"):
+        await registry.record_event(tenant.id, "typo")  # type: ignore[arg-type]
     with pytest.raises(RegistryError, match="JSON"):
-        await registry.record_event(tenant.id, "x", {"bad": {1, 2}})
+        await registry.record_event(tenant.id, EventKind.SCHEMA_APPLIED, {"bad": {1, 2}})
 
 
 # -- package installations ----------------------------------------------------------------

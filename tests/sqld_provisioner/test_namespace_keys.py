@@ -397,7 +397,7 @@ async def test_a_create_that_crashed_before_storing_the_key_is_resumed(
     assert server_config(sqld, acme.id)["jwt_key"] == public_b64(key) != public_b64(lost)
     assert await tenancy.provisioner.exists(location)
     events = [event.kind for event in await tenancy.registry.events(acme.id)]
-    assert "database.created_on_demand" in events
+    assert "database_recreated" in events
 
 
 async def test_a_create_resumed_with_a_stored_key_puts_that_key_back_on_the_server(

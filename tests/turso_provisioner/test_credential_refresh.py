@@ -300,7 +300,7 @@ async def test_rotate_credentials_refuses_the_old_token_and_requests_go_on(
     assert len(mints(emulator, acme.id)) == 2  # nobody minted on the refusal
     rotations = [p for _, p, _ in emulator.requests if p.endswith("/auth/rotate")]
     assert rotations == [f"/v1/organizations/acme/databases/{database_name(acme.id)}/auth/rotate"]
-    [event] = [e for e in await tenancy.events("acme") if e.kind == "credentials.rotated"]
+    [event] = [e for e in await tenancy.events("acme") if e.kind == "credentials_rotated"]
     assert event.detail == {"provisioner": "turso"}
     assert old not in repr(event)
     assert new not in repr(event)
@@ -314,4 +314,4 @@ async def test_the_local_provisioner_has_no_credentials_to_rotate(
     with pytest.raises(ConfigError, match="local provisioner keeps no database credentials") as e:
         await tenancy.rotate_credentials("acme")
     assert e.value.setting == "provisioner"
-    assert [ev.kind for ev in await tenancy.events("acme")].count("credentials.rotated") == 0
+    assert [ev.kind for ev in await tenancy.events("acme")].count("credentials_rotated") == 0
