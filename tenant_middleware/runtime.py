@@ -26,7 +26,7 @@ from tenant_middleware.operations.credentials import CredentialOperations
 from tenant_middleware.operations.schema import SchemaOperations
 from tenant_middleware.operations.tenants import TenantOperations
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
-from tenant_middleware.provisioning import Provisioner, SqldProvisioner
+from tenant_middleware.provisioning import Provisioner
 from tenant_middleware.provisioning.factory import build_provisioner
 from tenant_middleware.provisioning.workflow import ProvisioningWorkflow
 from tenant_middleware.registry import Registry, SQLRegistry, TenantEvent
@@ -129,11 +129,8 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
             return
         async with self._start_lock:
             if not self.started:
-                namespace = self.config.control_plane_namespace
-                if namespace is not None and isinstance(self.provisioner, SqldProvisioner):
-                    # The control plane in a namespace of the tenants' sqld: made on first
-                    # start, through the admin API the provisioner already holds.
-                    await self.provisioner.ensure_namespace(namespace)
+                # Before the control plane: it may live on the provisioner's server.
+                await self.provisioner.start()
                 await self.registry.start()
                 self.pools.start()
                 if self.change_follower is not None:
@@ -151,9 +148,7 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
                 if close is not None:
                     await close()
             await self.registry.close()
-            close_provisioner = getattr(self.provisioner, "aclose", None)
-            if close_provisioner is not None:
-                await close_provisioner()
+            await self.provisioner.aclose()
             self.cache.clear()
             self.started = False
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from tenant_middleware.errors import ConfigError
 from tenant_middleware.models import EventKind, TenantContext
 from tenant_middleware.operations._parts import RuntimeParts
 from tenant_middleware.secrets.rotation import (
@@ -38,14 +37,8 @@ class CredentialOperations(RuntimeParts):
         tenant's pool here is closed, so new connections use the new credentials; other app
         instances pick them up from the control plane when theirs are refused.
         """
-        rotate = getattr(self.provisioner, "rotate_credentials", None)
-        if rotate is None:
-            raise ConfigError(
-                "provisioner",
-                f"the {self.provisioner.name} provisioner keeps no database credentials to rotate",
-            )
         tenant = await self.get(tenant_id_or_slug)
-        await rotate(self.provisioner.locate(tenant.id))
+        await self.provisioner.rotate_credentials(self.provisioner.locate(tenant.id))
         # Recorded once the server has them: an event for a rotation that failed would lie.
         await self.registry.record_event(
             tenant.id, EventKind.CREDENTIALS_ROTATED, {"provisioner": self.provisioner.name}

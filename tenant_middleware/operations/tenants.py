@@ -228,11 +228,8 @@ class TenantOperations(RuntimeParts):
         self, tenant_id: str, status: TenantStatus, reason: str | None, protect: bool | None
     ) -> None:
         """Block (or unblock) the tenant's database on its server for `status`, if it can."""
-        block = getattr(self.provisioner, "block", None)
-        if block is None:
-            return
         closed = status is not TenantStatus.ACTIVE
-        await block(
+        await self.provisioner.block(
             self.provisioner.locate(tenant_id),
             reads=closed,
             writes=closed,

@@ -40,6 +40,7 @@ def build_provisioner(config: TenancyConfig, *, registry: Registry | None = None
             signing_key_pem=str(config.sqld_signing_key),
             connect_to=config.sqld_connect_to,
             busy_timeout=config.busy_timeout,
+            control_plane_namespace=config.control_plane_namespace,
             **keys,
         )
     return LocalProvisioner(config.data_dir, busy_timeout=config.busy_timeout)

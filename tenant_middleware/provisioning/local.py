@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.errors import DatabaseError, ProvisioningError
 from tenant_middleware.naming import DatabaseLocation, local_location
+from tenant_middleware.provisioning.base import Provisioner
 
 if TYPE_CHECKING:
     from tenant_middleware.db.protocol import Connection
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 _SIDECARS = ("-wal", "-shm", "-journal")
 
 
-class LocalProvisioner:
+class LocalProvisioner(Provisioner):
     """One file per tenant: `<data_dir>/tenants/t-<uuid hex>.db`."""
 
     name = "local"
@@ -61,20 +62,6 @@ class LocalProvisioner:
         path = self._path(location)
         targets = [path, *(path.with_name(path.name + suffix) for suffix in _SIDECARS)]
         await asyncio.to_thread(_unlink_all, targets)
-
-    async def block(
-        self,
-        location: DatabaseLocation,
-        *,
-        reads: bool,
-        writes: bool,
-        reason: str | None = None,
-        protect: bool | None = None,
-    ) -> None:
-        """Nothing to do: a local file has no server; the middleware enforces the status."""
-
-    async def aclose(self) -> None:
-        """Nothing to close."""
 
 
 def _unlink_all(paths: list[Path]) -> None:

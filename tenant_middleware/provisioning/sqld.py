@@ -38,6 +38,7 @@ from tenant_middleware.provisioning._sqld_admin import MAX_MESSAGE, SqldAdmin
 from tenant_middleware.provisioning._sqld_keys import NamespaceKeys, public_b64
 from tenant_middleware.provisioning._sqld_keys import load_signing_key as load_signing_key
 from tenant_middleware.provisioning._sqld_tokens import REFRESH_MARGIN, SqldTokens
+from tenant_middleware.provisioning.base import Provisioner
 from tenant_middleware.secrets import KeyRing
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tenant_middleware.provisioning")
 
 
-class SqldProvisioner:
+class SqldProvisioner(Provisioner):
     """A namespace per tenant on a sqld started with `--enable-namespaces`,
     `--admin-listen-addr` and `--auth-jwt-key-file` (the public half of `signing_key_pem`).
 
@@ -56,6 +57,8 @@ class SqldProvisioner:
     label in front of an IP resolves nowhere). `client` and `admin_http` are shared HTTP
     clients; those the provisioner creates itself are closed by `aclose()`. `registry` and
     `keyring`, given together, turn on a signing key per namespace (the module docstring).
+    `control_plane_namespace` is a namespace of this server holding the control plane, made
+    by `start()` if it does not exist yet.
     """
 
     name = "sqld"
@@ -74,6 +77,7 @@ class SqldProvisioner:
         timeout: float = 10.0,
         registry: Registry | None = None,
         keyring: KeyRing | None = None,
+        control_plane_namespace: str | None = None,
     ) -> None:
         _, host, port = split_base_url(url, setting="sqld_url")
         split_base_url(admin_url, setting="sqld_admin_url")
@@ -90,6 +94,7 @@ class SqldProvisioner:
             connect_to = host if port is None else f"{host}:{port}"
         self.connect_to = connect_to
         self.busy_timeout = busy_timeout
+        self.control_plane_namespace = control_plane_namespace
         self.token_ttl = token_ttl
         self.timeout = timeout
         self._keys = (
@@ -209,9 +214,11 @@ class SqldProvisioner:
             return server_key if isinstance(server_key, str) else None
         return public_b64(stored) if stored is not None else None
 
-    async def ensure_namespace(self, name: str) -> None:
-        """Create a namespace that holds no tenant (the control plane's) unless it exists."""
-        await self._admin.create(DatabaseLocation(tenant_id="", name=name, url=""))
+    async def start(self) -> None:
+        """Create the control plane's namespace (it holds no tenant) unless it exists."""
+        if self.control_plane_namespace is not None:
+            name = self.control_plane_namespace
+            await self._admin.create(DatabaseLocation(tenant_id="", name=name, url=""))
 
     async def rotate_credentials(self, location: DatabaseLocation) -> None:
         """Give the namespace a new signing key; tokens of the old one are refused from now.

@@ -34,6 +34,7 @@ from tenant_middleware.naming import DatabaseLocation, database_name
 from tenant_middleware.platform.turso import TursoClient
 from tenant_middleware.provisioning._owned import Owned
 from tenant_middleware.provisioning._turso_tokens import TursoTokens
+from tenant_middleware.provisioning.base import Provisioner
 from tenant_middleware.secrets import KeyRing
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def database_scheme(api_url: str) -> str:
     return "http" if urlsplit(api_url).scheme.lower() == "http" else "libsql"
 
 
-class TursoProvisioner:
+class TursoProvisioner(Provisioner):
     """A Turso database per tenant, in one group of one organization.
 
     `client` is the Platform API client; `keyring` encrypts the tenant tokens stored in
