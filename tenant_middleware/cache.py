@@ -20,6 +20,8 @@ from typing import Any, Final, Generic, TypeVar
 from tenant_middleware.models import TenantContext
 
 K = TypeVar("K", bound=Hashable)
+# What the cache calls on a miss: the key's tenant, or None when there is no such tenant.
+Loader = Callable[[K], Awaitable[TenantContext | None]]
 
 
 class Miss:
@@ -59,7 +61,7 @@ class TenantCache(Generic[K]):
 
     def __init__(
         self,
-        loader: Callable[[K], Awaitable[TenantContext | None]],
+        loader: Loader[K],
         *,
         ttl: float,
         negative_ttl: float,

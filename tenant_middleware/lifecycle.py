@@ -1,5 +1,5 @@
 """Which status changes are allowed, the error an operator gets for one that is not, and the
-error a request gets for a tenant that is not active."""
+error a request gets for a tenant that is not active or whose database is not ready."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tenant_middleware.errors import (
     TenantSuspended,
     TenantUnavailable,
 )
-from tenant_middleware.models import TenantStatus
+from tenant_middleware.models import TenantContext, TenantStatus
 
 S = TenantStatus
 
@@ -36,3 +36,10 @@ def status_refusal(status: TenantStatus, *, retry_after: int) -> RequestRefused:
     if status is S.ARCHIVED:
         return TenantArchived("this tenant is archived")
     return TenantUnavailable("this tenant is not available yet", retry_after=retry_after)
+
+
+def require_servable(tenant: TenantContext, *, retry_after: int) -> None:
+    """Raise `TenantUnavailable` for a tenant whose database is not ready (provisioning,
+    failed); the pool refuses the other statuses when it prepares the database."""
+    if tenant.status in (S.PROVISIONING, S.FAILED):
+        raise TenantUnavailable("the tenant's database is not ready", retry_after=retry_after)

@@ -1,52 +1,40 @@
 """`Tenancy`: the runtime that owns the registry, cache, sources, pools and schema packages.
 
-Apps hand it to `TenancyMiddleware`; operators call its methods from Python or the CLI. This
-module holds its construction, its own start and stop, and the request path (loading tenant
-contexts, opening and preparing tenant databases, following other processes' changes); the
-operator API comes from the mixins of `tenant_middleware.operations`.
+Apps hand it to `TenancyMiddleware`; operators call its methods from Python or the CLI. Its
+parts are built by `tenant_middleware.assembly.build`; this module holds its own start and
+stop, the leasing of tenant connections, and the operator API as thin delegations to the
+services of `tenant_middleware.operations` (each operation starts the runtime first).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from tenant_middleware.cache import CacheStats, TenantCache
+from tenant_middleware.assembly import build
+from tenant_middleware.cache import CacheStats
 from tenant_middleware.config import TenancyConfig
-from tenant_middleware.errors import DuplicateTenant, TenantNotFound, TenantUnavailable
-from tenant_middleware.hooks import Hook, Hooks
-from tenant_middleware.lifecycle import status_refusal
-from tenant_middleware.models import EventKind, TenantContext, TenantKey, TenantStatus
-from tenant_middleware.operations.credentials import CredentialOperations
-from tenant_middleware.operations.schema import SchemaOperations
-from tenant_middleware.operations.tenants import TenantOperations
-from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
-from tenant_middleware.provisioning import Provisioner
-from tenant_middleware.provisioning.factory import build_provisioner
-from tenant_middleware.provisioning.workflow import ProvisioningWorkflow
-from tenant_middleware.registry import Registry, SQLRegistry, TenantEvent
-from tenant_middleware.resolver import CacheKey, Resolver
-from tenant_middleware.schema.package import SchemaPackage
-from tenant_middleware.schema.service import SchemaService
-from tenant_middleware.sources import build_sources
-from tenant_middleware.sources.base import TenantSource
-from tenant_middleware.sync import ChangeFollower
+from tenant_middleware.lifecycle import require_servable
+from tenant_middleware.pool import PooledConnection, PoolStats
 
 if TYPE_CHECKING:
-    from tenant_middleware.db.protocol import Connection
-
-logger = logging.getLogger("tenant_middleware")
-# Control-plane events (`tenant_middleware.sync`) after which a key may now resolve, and after
-# which a tenant's open connections must go.
-_NEW_KEY_EVENTS = frozenset({EventKind.CREATED, EventKind.DOMAIN_ADDED})
-# Not `CREDENTIALS_CHANGED`: `rotate-keys` re-encrypts every tenant's token (the token stays
-# valid) and a refreshed token is picked up on the next 401; only a rotation revokes the old.
-_POOL_CLOSING_EVENTS = frozenset({EventKind.DELETED, EventKind.CREDENTIALS_ROTATED})
+    from tenant_middleware.cache import TenantCache
+    from tenant_middleware.hooks import Hook
+    from tenant_middleware.models import TenantContext, TenantStatus
+    from tenant_middleware.pool import PoolManager
+    from tenant_middleware.provisioning import Provisioner
+    from tenant_middleware.registry import Registry, TenantEvent
+    from tenant_middleware.resolver import CacheKey, Resolver
+    from tenant_middleware.schema.fleet import FleetReport, TenantMigrationResult
+    from tenant_middleware.schema.package import SchemaPackage
+    from tenant_middleware.schema.service import SchemaService
+    from tenant_middleware.secrets.rotation import RotationReport
+    from tenant_middleware.sources.base import TenantSource
+    from tenant_middleware.sync import ChangeFollower
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +46,7 @@ class TenancyStats:
     pools: PoolStats
 
 
-class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
+class Tenancy:
     """The multi-tenancy runtime. Use `async with Tenancy(config)` or `start()`/`aclose()`."""
 
     def __init__(
@@ -71,56 +59,64 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
         provisioner: Provisioner | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        config = config if config is not None else TenancyConfig()
-        self.config = config
-        self.registry: Registry = registry or SQLRegistry.from_config(config)
-        self.sources = tuple(sources) if sources is not None else build_sources(config)
-        self.provisioner: Provisioner = provisioner or build_provisioner(
-            config, registry=self.registry
+        self._parts = build(
+            config if config is not None else TenancyConfig(),
+            packages=packages,
+            registry=registry,
+            sources=sources,
+            provisioner=provisioner,
+            clock=clock,
         )
-        self.schema = SchemaService(self.registry, packages)
-        self._workflow = ProvisioningWorkflow(self.registry, self.provisioner, self.schema)
-        clock_option: dict[str, Any] = {"clock": clock} if clock is not None else {}
-        self.cache: TenantCache[CacheKey] = TenantCache(
-            self._load,
-            ttl=config.cache_ttl,
-            negative_ttl=config.negative_cache_ttl,
-            max_entries=config.cache_max_entries,
-            **clock_option,
-        )
-        self.pools = PoolManager(
-            self._open_connection,
-            prepare=self._prepare_database,
-            max_pools=config.pool_max_pools,
-            max_connections_per_tenant=config.pool_max_connections_per_tenant,
-            max_connections=config.pool_max_connections,
-            acquire_timeout=config.pool_acquire_timeout,
-            idle_timeout=config.pool_idle_timeout,
-            retry_after=config.retry_after,
-            **clock_option,
-        )
-        self.resolver = Resolver(
-            self.sources,
-            self.cache,
-            tenant_required=config.tenant_required,
-            retry_after=config.retry_after,
-            auto_provision=self._auto_provision if config.auto_provision else None,
-        )
-        self._provisioning: dict[str, asyncio.Future[TenantContext]] = {}
-        self._hooks = Hooks()
-        self.change_follower: ChangeFollower | None = None
-        if config.cache_sync_interval > 0:
-            self.change_follower = ChangeFollower(
-                self.registry, self.apply_changes, interval=config.cache_sync_interval
-            )
+        self.config = self._parts.config
         # Whether start() has completed and aclose() has not run since; a plain attribute
         # because the middleware reads it on every request.
         self.started = False
         self._start_lock = asyncio.Lock()
 
+    # -- the parts, read-only -------------------------------------------------------------
+    @property
+    def registry(self) -> Registry:
+        """The control plane."""
+        return self._parts.registry
+
+    @property
+    def provisioner(self) -> Provisioner:
+        """The backend of tenant databases."""
+        return self._parts.provisioner
+
+    @property
+    def sources(self) -> tuple[TenantSource, ...]:
+        """The identification chain, in order."""
+        return self._parts.sources
+
+    @property
+    def schema(self) -> SchemaService:
+        """The schema packages and their migrations."""
+        return self._parts.schema
+
+    @property
+    def cache(self) -> TenantCache[CacheKey]:
+        """The tenant context cache."""
+        return self._parts.cache
+
+    @property
+    def pools(self) -> PoolManager:
+        """The tenant connection pools."""
+        return self._parts.pools
+
+    @property
+    def resolver(self) -> Resolver:
+        """The identification chain and its policy, as the middleware runs it."""
+        return self._parts.resolver
+
+    @property
+    def change_follower(self) -> ChangeFollower | None:
+        """What follows other processes' changes (None with `cache_sync_interval=0`)."""
+        return self._parts.change_follower
+
     def on(self, kind: str, hook: Hook) -> None:
         """Subscribe a sync or async callable to a lifecycle event (`provisioned`, ..., `*`)."""
-        self._hooks.subscribe(kind, hook)
+        self._parts.hooks.subscribe(kind, hook)
 
     # -- lifecycle of the runtime ---------------------------------------------------------
     async def start(self) -> None:
@@ -164,47 +160,7 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
     ) -> None:
         await self.aclose()
 
-    # -- request path ---------------------------------------------------------------------
-    async def _load(self, key: CacheKey) -> TenantContext | None:
-        source, tenant_key = key
-        tenant = await self.registry.lookup(tenant_key)
-        return tenant.with_source(source) if tenant is not None else None
-
-    async def _auto_provision(self, slug: str) -> TenantContext:
-        try:
-            return await self.provision(slug)
-        except DuplicateTenant:
-            return await self.get(slug)
-
-    async def _open_connection(self, tenant_id: str) -> Connection:
-        return await self.provisioner.connect(self.provisioner.locate(tenant_id))
-
-    async def _prepare_database(self, tenant_id: str) -> Connection:
-        """Before a tenant's pool opens: recreate a missing database, apply pending migrations."""
-        # Checked first, every time: a request that outlived the tenant's deletion must not
-        # reopen (and so recreate) its database while it is being removed.
-        current = await self.registry.lookup(TenantKey("id", tenant_id))
-        if current is None:
-            self.invalidate(tenant_id)
-            raise TenantNotFound("the tenant no longer exists")
-        if current.status is not TenantStatus.ACTIVE:
-            # A request that read the tenant as active just before another process suspended
-            # it must not open (and keep) a pool for it.
-            self.invalidate(tenant_id)
-            raise status_refusal(current.status, retry_after=self.config.retry_after)
-        location = self.provisioner.locate(tenant_id)
-        if not await self.provisioner.exists(location):
-            # A registered tenant without its database (a crash, a fresh app instance).
-            await self.provisioner.create(location)
-            await self.registry.record_event(tenant_id, EventKind.DATABASE_RECREATED)
-        connection = await self.provisioner.connect(location)
-        try:
-            await self.schema.bring_up_to_date(tenant_id, connection)
-        except BaseException:
-            await connection.close()
-            raise
-        return connection
-
+    # -- tenant connections ---------------------------------------------------------------
     def connect(self, tenant: TenantContext | str) -> AbstractAsyncContextManager[PooledConnection]:
         """Lease a pooled connection to a tenant's database (by context, id or slug).
 
@@ -212,7 +168,7 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
         """
         if isinstance(tenant, str) or not self.started:
             return self._connect_slowly(tenant)
-        self._check_servable(tenant)
+        require_servable(tenant, retry_after=self.config.retry_after)
         return self.pools.connection(tenant.id)
 
     @asynccontextmanager
@@ -220,15 +176,140 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
         await self.start()
         if isinstance(tenant, str):
             tenant = await self.get(tenant)
-        self._check_servable(tenant)
+        require_servable(tenant, retry_after=self.config.retry_after)
         async with self.pools.connection(tenant.id) as connection:
             yield connection
 
-    def _check_servable(self, tenant: TenantContext) -> None:
-        if tenant.status in (TenantStatus.PROVISIONING, TenantStatus.FAILED):
-            raise TenantUnavailable(
-                "the tenant's database is not ready", retry_after=self.config.retry_after
-            )
+    # -- tenants (`operations.tenants`) ---------------------------------------------------
+    async def provision(
+        self,
+        slug: str,
+        *,
+        name: str = "",
+        plan: str | None = None,
+        region: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> TenantContext:
+        """Register a tenant, create its database and schema, and make it `active`.
+
+        Provisioning the same slug concurrently happens once. A tenant left `failed` (or
+        `provisioning`, by a crash) is resumed; any other existing slug is `DuplicateTenant`.
+        """
+        await self.start()
+        return await self._parts.tenants.provision(
+            slug, name=name, plan=plan, region=region, metadata=metadata
+        )
+
+    async def get(self, tenant_id_or_slug: str) -> TenantContext:
+        """Return a tenant by id or slug, fresh from the control plane; `TenantNotFound`."""
+        await self.start()
+        return await self._parts.tenants.get(tenant_id_or_slug)
+
+    async def list(
+        self,
+        *,
+        status: TenantStatus | None = None,
+        plan: str | None = None,
+        limit: int = 100,
+        after_slug: str | None = None,
+    ) -> Sequence[TenantContext]:
+        """List tenants ordered by slug; page with `after_slug`."""
+        await self.start()
+        return await self._parts.tenants.list(
+            status=status, plan=plan, limit=limit, after_slug=after_slug
+        )
+
+    async def all_tenants(self, *, status: TenantStatus | None = None) -> Sequence[TenantContext]:
+        """Every tenant (paged through the control plane), ordered by slug."""
+        await self.start()
+        return await self._parts.tenants.all_tenants(status=status)
+
+    async def suspend(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
+        """Refuse the tenant's requests with 403 until `restore()` (a server blocks them too)."""
+        await self.start()
+        return await self._parts.tenants.suspend(tenant_id_or_slug, reason=reason)
+
+    async def archive(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
+        """Keep the data, refuse requests (410) until `restore()`; a server blocks them too."""
+        await self.start()
+        return await self._parts.tenants.archive(tenant_id_or_slug, reason=reason)
+
+    async def restore(self, tenant_id_or_slug: str, *, reason: str | None = None) -> TenantContext:
+        """Make a suspended or archived tenant active again (and unblock it on its server)."""
+        await self.start()
+        return await self._parts.tenants.restore(tenant_id_or_slug, reason=reason)
+
+    async def delete(self, tenant_id_or_slug: str, *, destroy_data: bool = False) -> None:
+        """Archive the tenant; with `destroy_data=True` delete its database and record."""
+        await self.start()
+        await self._parts.tenants.delete(tenant_id_or_slug, destroy_data=destroy_data)
+
+    async def add_domain(self, tenant_id_or_slug: str, domain: str) -> None:
+        """Route requests for `domain` to the tenant (one tenant per domain)."""
+        await self.start()
+        await self._parts.tenants.add_domain(tenant_id_or_slug, domain)
+
+    async def remove_domain(self, domain: str) -> None:
+        """Stop routing `domain`; `TenantNotFound` when no tenant has it."""
+        await self.start()
+        await self._parts.tenants.remove_domain(domain)
+
+    async def domains(self, tenant_id_or_slug: str) -> Sequence[str]:
+        """The tenant's custom domains."""
+        await self.start()
+        return await self._parts.tenants.domains(tenant_id_or_slug)
+
+    async def events(
+        self, tenant_id_or_slug: str, *, limit: int = 100, latest: bool = False
+    ) -> Sequence[TenantEvent]:
+        """The tenant's audit trail, oldest first: its first `limit` events, or with `latest`
+        its last `limit`."""
+        await self.start()
+        return await self._parts.tenants.events(tenant_id_or_slug, limit=limit, latest=latest)
+
+    # -- schema (`operations.schema`) -----------------------------------------------------
+    async def migrate(
+        self,
+        *,
+        tenants: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        dry_run: bool = False,
+        on_result: Callable[[TenantMigrationResult], None] | None = None,
+    ) -> FleetReport:
+        """Bring every tenant (or those named) up to date; `dry_run` only plans.
+
+        Tenants are migrated `concurrency` at a time (default `migrate_concurrency`); a
+        failure is recorded in the report and the control plane, and the run goes on.
+        """
+        await self.start()
+        return await self._parts.schemas.migrate(
+            tenants=tenants, concurrency=concurrency, dry_run=dry_run, on_result=on_result
+        )
+
+    async def install_package(self, tenant_id_or_slug: str, package: str) -> None:
+        """Install an optional schema package in one tenant's database."""
+        await self.start()
+        await self._parts.schemas.install_package(tenant_id_or_slug, package)
+
+    async def uninstall_package(
+        self, tenant_id_or_slug: str, package: str, *, drop_tables: bool = False
+    ) -> None:
+        """Remove a package from a tenant's ledger; its tables go only with `drop_tables`."""
+        await self.start()
+        await self._parts.schemas.uninstall_package(
+            tenant_id_or_slug, package, drop_tables=drop_tables
+        )
+
+    # -- credentials (`operations.credentials`) -------------------------------------------
+    async def rotate_keys(self, *, dry_run: bool = False) -> RotationReport:
+        """Re-encrypt every stored tenant token under the active `encryption_keys` entry."""
+        await self.start()
+        return await self._parts.credentials.rotate_keys(dry_run=dry_run)
+
+    async def rotate_credentials(self, tenant_id_or_slug: str) -> TenantContext:
+        """Replace a tenant's database credentials: every earlier token stops working."""
+        await self.start()
+        return await self._parts.credentials.rotate_credentials(tenant_id_or_slug)
 
     # -- observability --------------------------------------------------------------------
     def invalidate(self, tenant_id: str) -> None:
@@ -236,30 +317,9 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
         self.cache.invalidate(tenant_id)
 
     async def apply_changes(self, events: Sequence[TenantEvent], overflow: bool = False) -> None:
-        """Bring this process up to date with changes recorded in the control plane (by any
-        process): the `ChangeFollower` calls it with the events it has not seen yet.
-
-        Each changed tenant leaves the cache; a tenant that stopped being servable (suspended,
-        archived, deleted) or whose credentials were rotated also has its pool closed; new
-        tenants and domains clear the negative cache. `overflow` (too many events to read)
-        clears the whole cache instead.
-        """
-        if overflow:
-            self.cache.clear()
-            return
-        # The cache first, for every event: from then on requests see the new state (a
-        # suspended tenant is refused) while the pools close.
-        for event in events:
-            self.cache.invalidate(event.tenant_id)
-        if any(event.kind in _NEW_KEY_EVENTS for event in events):
-            self.cache.invalidate_negative()
-        for tenant_id in dict.fromkeys(
-            event.tenant_id
-            for event in events
-            if event.kind in _POOL_CLOSING_EVENTS
-            or (event.kind is EventKind.STATUS_CHANGED and event.detail.get("to") != "active")
-        ):
-            await self.pools.discard(tenant_id)
+        """Bring this process up to date with changes recorded in the control plane (see
+        `tenant_middleware.sync.ChangeApplier`)."""
+        await self._parts.apply_changes(events, overflow)
 
     def stats(self) -> TenancyStats:
         """Return the runtime's counters."""

@@ -24,12 +24,23 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
+from tenant_middleware.models import EventKind, TenantStatus
+
 if TYPE_CHECKING:
+    from tenant_middleware.cache import TenantCache
+    from tenant_middleware.pool import PoolManager
     from tenant_middleware.registry import Registry, TenantEvent
+    from tenant_middleware.resolver import CacheKey
 
 logger = logging.getLogger("tenant_middleware.sync")
 # Every this many polls that found nothing, check that the log did not go back (a restore).
 _RESTORE_CHECK_EVERY = 30
+
+# Events after which a key may now resolve, and after which a tenant's open connections must
+# go. Not `CREDENTIALS_CHANGED`: `rotate-keys` re-encrypts every tenant's token (the token
+# stays valid) and a refreshed token is picked up on the next 401; only a rotation revokes.
+_NEW_KEY_EVENTS = frozenset({EventKind.CREATED, EventKind.DOMAIN_ADDED})
+_POOL_CLOSING_EVENTS = frozenset({EventKind.DELETED, EventKind.CREDENTIALS_ROTATED})
 
 # Called with the new events, oldest first, and whether some were skipped (an overflow).
 ChangeHandler = Callable[[Sequence["TenantEvent"], bool], Awaitable[None]]
@@ -120,3 +131,38 @@ class ChangeFollower:
             logger.warning("the control plane's event log went back; following it from there")
             self._cursor = newest
             await self._on_changes((), True)
+
+
+class ChangeApplier:
+    """Bring this process's cache and pools up to date with changes recorded in the control
+    plane (by any process): the `ChangeFollower`'s handler."""
+
+    def __init__(self, cache: TenantCache[CacheKey], pools: PoolManager) -> None:
+        self._cache = cache
+        self._pools = pools
+
+    async def __call__(self, events: Sequence[TenantEvent], overflow: bool = False) -> None:
+        """Each changed tenant leaves the cache; a tenant that stopped being servable
+        (suspended, archived, deleted) or whose credentials were rotated also has its pool
+        closed; new tenants and domains clear the negative cache. `overflow` (too many events
+        to read) clears the whole cache instead.
+        """
+        if overflow:
+            self._cache.clear()
+            return
+        # The cache first, for every event: from then on requests see the new state (a
+        # suspended tenant is refused) while the pools close.
+        for event in events:
+            self._cache.invalidate(event.tenant_id)
+        if any(event.kind in _NEW_KEY_EVENTS for event in events):
+            self._cache.invalidate_negative()
+        for tenant_id in dict.fromkeys(
+            event.tenant_id
+            for event in events
+            if event.kind in _POOL_CLOSING_EVENTS
+            or (
+                event.kind is EventKind.STATUS_CHANGED
+                and event.detail.get("to") != TenantStatus.ACTIVE
+            )
+        ):
+            await self._pools.discard(tenant_id)

@@ -1,5 +1,4 @@
-"""What operators do with tenants, as parts of `Tenancy`: one mixin per concern.
+"""What operators do with tenants, as services `Tenancy` delegates to: one per concern.
 
-`Tenancy` (in `tenant_middleware.runtime`) inherits them; they are not used on their own.
-`_parts.RuntimeParts` names what they use of the runtime.
+`tenant_middleware.assembly.build` makes them, each with the collaborators it needs.
 """

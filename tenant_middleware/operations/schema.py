@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import DatabaseBlocked, InvalidIdentifier
+from tenant_middleware.lifecycle import require_servable
 from tenant_middleware.models import TenantContext, TenantStatus
-from tenant_middleware.operations._parts import RuntimeParts
 from tenant_middleware.schema.fleet import (
     FleetReport,
     Outcome,
@@ -19,12 +19,37 @@ from tenant_middleware.schema.service import INSTALLED, UNINSTALLED
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from tenant_middleware.operations.tenants import TenantOperations
+    from tenant_middleware.pool import PoolManager
+    from tenant_middleware.provisioning import Provisioner
+    from tenant_middleware.registry import Registry
+    from tenant_middleware.schema.service import SchemaService
+
 # Tenants whose databases migrations may touch; the others are skipped.
 MIGRATABLE = frozenset({TenantStatus.ACTIVE, TenantStatus.SUSPENDED})
 
 
-class SchemaOperations(RuntimeParts):
-    """The schema operations of `Tenancy`."""
+class SchemaOperations:
+    """The schema operations of `Tenancy` (which starts the runtime before calling them)."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        provisioner: Provisioner,
+        schema: SchemaService,
+        pools: PoolManager,
+        tenants: TenantOperations,
+        concurrency: int,
+        retry_after: int,
+    ) -> None:
+        self._registry = registry
+        self._provisioner = provisioner
+        self._schema = schema
+        self._pools = pools
+        self._tenants = tenants
+        self._concurrency = concurrency
+        self._retry_after = retry_after
 
     async def migrate(
         self,
@@ -40,11 +65,10 @@ class SchemaOperations(RuntimeParts):
         and the control plane, and the run goes on. Running it again resumes: tenants
         already up to date are skipped at the cost of one ledger read.
         """
-        await self.start()
         if tenants is None:
-            targets = await self.all_tenants()
+            targets = await self._tenants.all_tenants()
         else:
-            targets = [await self.get(name) for name in tenants]
+            targets = [await self._tenants.get(name) for name in tenants]
 
         async def one(tenant: TenantContext) -> TenantMigrationResult:
             return await self._migrate_one(tenant, dry_run=dry_run)
@@ -52,25 +76,25 @@ class SchemaOperations(RuntimeParts):
         return await run_fleet(
             targets,
             one,
-            concurrency=concurrency or self.config.migrate_concurrency,
+            concurrency=concurrency or self._concurrency,
             on_result=on_result,
         )
 
     async def _migrate_one(self, tenant: TenantContext, *, dry_run: bool) -> TenantMigrationResult:
         if tenant.status not in MIGRATABLE:
             return TenantMigrationResult(tenant.id, tenant.slug, "skipped")
-        location = self.provisioner.locate(tenant.id)
-        if not await self.provisioner.exists(location):
+        location = self._provisioner.locate(tenant.id)
+        if not await self._provisioner.exists(location):
             # Not provisioned here yet: its first request creates and migrates it.
             return TenantMigrationResult(tenant.id, tenant.slug, "skipped")
-        connection = await self.provisioner.connect(location)
+        connection = await self._provisioner.connect(location)
         outcome: Outcome
         try:
             if dry_run:
-                steps = await self.schema.plan(tenant.id, connection)
+                steps = await self._schema.plan(tenant.id, connection)
                 outcome = "planned" if steps else "up_to_date"
             else:
-                steps = await self.schema.bring_up_to_date(tenant.id, connection)
+                steps = await self._schema.bring_up_to_date(tenant.id, connection)
                 outcome = "migrated" if steps else "up_to_date"
         except DatabaseBlocked:
             if tenant.status is not TenantStatus.SUSPENDED:
@@ -86,21 +110,23 @@ class SchemaOperations(RuntimeParts):
 
     async def install_package(self, tenant_id_or_slug: str, package: str) -> None:
         """Install an optional schema package in one tenant's database."""
-        tenant = await self.get(tenant_id_or_slug)
-        target = self.schema.package(package)
-        async with self.connect(tenant) as connection:
-            await self.schema.bring_up_to_date(tenant.id, connection, [target])
-        await self.registry.set_installation(tenant.id, target.name, str(target.head), INSTALLED)
+        tenant = await self._tenants.get(tenant_id_or_slug)
+        target = self._schema.package(package)
+        require_servable(tenant, retry_after=self._retry_after)
+        async with self._pools.connection(tenant.id) as connection:
+            await self._schema.bring_up_to_date(tenant.id, connection, [target])
+        await self._registry.set_installation(tenant.id, target.name, str(target.head), INSTALLED)
 
     async def uninstall_package(
         self, tenant_id_or_slug: str, package: str, *, drop_tables: bool = False
     ) -> None:
         """Remove a package from a tenant's ledger; its tables go only with `drop_tables`."""
-        tenant = await self.get(tenant_id_or_slug)
-        target = self.schema.package(package)
+        tenant = await self._tenants.get(tenant_id_or_slug)
+        target = self._schema.package(package)
         if not target.optional:
             # A default package would come straight back on the tenant's next pool.
             raise InvalidIdentifier(f"{package!r} is installed in every tenant; it cannot go")
-        async with self.connect(tenant) as connection:
+        require_servable(tenant, retry_after=self._retry_after)
+        async with self._pools.connection(tenant.id) as connection:
             await remove_package(connection, target, drop_tables=drop_tables)
-        await self.registry.set_installation(tenant.id, target.name, "0", UNINSTALLED)
+        await self._registry.set_installation(tenant.id, target.name, "0", UNINSTALLED)

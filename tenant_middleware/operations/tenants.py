@@ -19,7 +19,6 @@ from tenant_middleware.errors import DuplicateTenant, InvalidTransition, TenantN
 from tenant_middleware.hooks import LifecycleEvent
 from tenant_middleware.lifecycle import check_transition
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
-from tenant_middleware.operations._parts import RuntimeParts
 from tenant_middleware.validation import (
     new_tenant_id,
     normalize_tenant_id,
@@ -30,7 +29,13 @@ from tenant_middleware.validation import (
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from tenant_middleware.registry import TenantEvent
+    from tenant_middleware.cache import TenantCache
+    from tenant_middleware.hooks import Hooks
+    from tenant_middleware.pool import PoolManager
+    from tenant_middleware.provisioning import Provisioner
+    from tenant_middleware.provisioning.workflow import ProvisioningWorkflow
+    from tenant_middleware.registry import Registry, TenantEvent
+    from tenant_middleware.resolver import CacheKey
 
 logger = logging.getLogger("tenant_middleware")
 # Tenants read from the control plane at once by `all_tenants`.
@@ -42,8 +47,27 @@ _TRANSITION_EVENTS = {
 }
 
 
-class TenantOperations(RuntimeParts):
-    """The tenant operations of `Tenancy`."""
+class TenantOperations:
+    """The tenant operations of `Tenancy` (which starts the runtime before calling them)."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        provisioner: Provisioner,
+        cache: TenantCache[CacheKey],
+        pools: PoolManager,
+        hooks: Hooks,
+        workflow: ProvisioningWorkflow,
+    ) -> None:
+        self._registry = registry
+        self._provisioner = provisioner
+        self._cache = cache
+        self._pools = pools
+        self._hooks = hooks
+        self._workflow = workflow
+        # Provisionings in flight in this process, by slug: concurrent calls share one.
+        self._provisioning: dict[str, asyncio.Future[TenantContext]] = {}
 
     async def provision(
         self,
@@ -59,7 +83,6 @@ class TenantOperations(RuntimeParts):
         Provisioning the same slug concurrently happens once. A tenant left `failed` (or
         `provisioning`, by a crash) is resumed; any other existing slug is `DuplicateTenant`.
         """
-        await self.start()
         slug = require_slug(slug)
         pending = self._provisioning.get(slug)
         if pending is None:
@@ -70,13 +93,13 @@ class TenantOperations(RuntimeParts):
         return await asyncio.shield(pending)
 
     async def _provision(self, slug: str, details: dict[str, Any]) -> TenantContext:
-        existing = await self.registry.lookup(TenantKey("slug", slug))
+        existing = await self._registry.lookup(TenantKey("slug", slug))
         if existing is None:
-            tenant = await self.registry.create(
+            tenant = await self._registry.create(
                 tenant_id=new_tenant_id(), slug=slug, status=TenantStatus.PROVISIONING, **details
             )
         elif existing.status is TenantStatus.FAILED:
-            tenant = await self.registry.set_status(
+            tenant = await self._registry.set_status(
                 existing.id,
                 TenantStatus.PROVISIONING,
                 reason="retry",
@@ -95,22 +118,28 @@ class TenantOperations(RuntimeParts):
             raise
         finally:
             # Whatever happened, requests must see the new state, not a cached one.
-            self.invalidate(tenant.id)
-            self.cache.invalidate_negative()
+            self._cache.invalidate(tenant.id)
+            self._cache.invalidate_negative()
         logger.info("tenant provisioned", extra={"tenant_id": active.id})
         await self._hooks.emit(LifecycleEvent("provisioned", active))
         return active
 
+    async def provision_or_get(self, slug: str) -> TenantContext:
+        """Provision `slug`, or return it if another caller got there first (auto-provision)."""
+        try:
+            return await self.provision(slug)
+        except DuplicateTenant:
+            return await self.get(slug)
+
     async def get(self, tenant_id_or_slug: str) -> TenantContext:
         """Return a tenant by id or slug, fresh from the control plane; `TenantNotFound`."""
-        await self.start()
         tenant_id = normalize_tenant_id(tenant_id_or_slug)
         key = (
             TenantKey("id", tenant_id)
             if tenant_id is not None
             else TenantKey("slug", require_slug(tenant_id_or_slug))
         )
-        tenant = await self.registry.lookup(key)
+        tenant = await self._registry.lookup(key)
         if tenant is None:
             raise TenantNotFound(f"no tenant {tenant_id_or_slug[:80]!r}")
         return tenant
@@ -124,8 +153,7 @@ class TenantOperations(RuntimeParts):
         after_slug: str | None = None,
     ) -> Sequence[TenantContext]:
         """List tenants ordered by slug; page with `after_slug`."""
-        await self.start()
-        return await self.registry.list(
+        return await self._registry.list(
             status=status, plan=plan, limit=limit, after_slug=after_slug
         )
 
@@ -174,13 +202,13 @@ class TenantOperations(RuntimeParts):
         # Still archived, checked in a write right before the database goes: a restore by
         # another process meanwhile stops the deletion (InvalidTransition), rather than let
         # requests recreate the database under a tenant about to be removed.
-        await self.registry.set_status(
+        await self._registry.set_status(
             tenant.id, TenantStatus.ARCHIVED, reason="deleting", expected=TenantStatus.ARCHIVED
         )
-        await self.pools.discard(tenant.id)
-        await self.provisioner.destroy(self.provisioner.locate(tenant.id))
-        await self.registry.delete(tenant.id)
-        self.invalidate(tenant.id)
+        await self._pools.discard(tenant.id)
+        await self._provisioner.destroy(self._provisioner.locate(tenant.id))
+        await self._registry.delete(tenant.id)
+        self._cache.invalidate(tenant.id)
         logger.info("tenant deleted with its data", extra={"tenant_id": tenant.id})
         await self._hooks.emit(LifecycleEvent("deleted", tenant, {"destroy_data": True}))
 
@@ -199,13 +227,13 @@ class TenantOperations(RuntimeParts):
             protect = False
         await self._enforce_on_server(tenant.id, target, reason, protect)
         try:
-            updated = await self.registry.set_status(
+            updated = await self._registry.set_status(
                 tenant.id, target, reason=reason, expected=tenant.status
             )
         except InvalidTransition:
             # Another process changed the tenant between our read and our write. The server
             # must agree with the control plane, not with the change we gave up.
-            current = await self.registry.lookup(TenantKey("id", tenant.id))
+            current = await self._registry.lookup(TenantKey("id", tenant.id))
             if current is not None:
                 await self._enforce_on_server(
                     current.id,
@@ -213,11 +241,11 @@ class TenantOperations(RuntimeParts):
                     None,
                     protect=current.status is TenantStatus.ARCHIVED,
                 )
-            self.invalidate(tenant.id)
+            self._cache.invalidate(tenant.id)
             raise
-        self.invalidate(tenant.id)
+        self._cache.invalidate(tenant.id)
         if target is not TenantStatus.ACTIVE:
-            await self.pools.discard(tenant.id)
+            await self._pools.discard(tenant.id)
         logger.info("tenant status changed", extra={"tenant_id": tenant.id, "status": target.value})
         await self._hooks.emit(
             LifecycleEvent(_TRANSITION_EVENTS[target], updated, {"reason": reason})
@@ -229,8 +257,8 @@ class TenantOperations(RuntimeParts):
     ) -> None:
         """Block (or unblock) the tenant's database on its server for `status`, if it can."""
         closed = status is not TenantStatus.ACTIVE
-        await self.provisioner.block(
-            self.provisioner.locate(tenant_id),
+        await self._provisioner.block(
+            self._provisioner.locate(tenant_id),
             reads=closed,
             writes=closed,
             reason=reason,
@@ -240,23 +268,22 @@ class TenantOperations(RuntimeParts):
     async def add_domain(self, tenant_id_or_slug: str, domain: str) -> None:
         """Route requests for `domain` to the tenant (one tenant per domain)."""
         tenant = await self.get(tenant_id_or_slug)
-        await self.registry.add_domain(tenant.id, require_domain(domain))
-        self.cache.invalidate_negative()
+        await self._registry.add_domain(tenant.id, require_domain(domain))
+        self._cache.invalidate_negative()
 
     async def remove_domain(self, domain: str) -> None:
         """Stop routing `domain`; its tenant is unaffected otherwise. `TenantNotFound` when no
         tenant has it (a typo must not pass for a removal)."""
-        await self.start()
         domain = require_domain(domain)
-        tenant_id = await self.registry.remove_domain(domain)
+        tenant_id = await self._registry.remove_domain(domain)
         if tenant_id is None:
             raise TenantNotFound(f"no tenant has the domain {domain!r}")
-        self.invalidate(tenant_id)
+        self._cache.invalidate(tenant_id)
 
     async def domains(self, tenant_id_or_slug: str) -> Sequence[str]:
         """The tenant's custom domains."""
         tenant = await self.get(tenant_id_or_slug)
-        return await self.registry.domains(tenant.id)
+        return await self._registry.domains(tenant.id)
 
     async def events(
         self, tenant_id_or_slug: str, *, limit: int = 100, latest: bool = False
@@ -264,4 +291,4 @@ class TenantOperations(RuntimeParts):
         """The tenant's audit trail, oldest first: its first `limit` events, or with `latest`
         its last `limit`."""
         tenant = await self.get(tenant_id_or_slug)
-        return await self.registry.events(tenant.id, limit=limit, latest=latest)
+        return await self._registry.events(tenant.id, limit=limit, latest=latest)

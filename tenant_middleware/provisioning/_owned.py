@@ -28,10 +28,6 @@ class Owned(Generic[C]):
         self.client: C = given
         self._closed = False
 
-    def adopt(self, make: Callable[[], C]) -> None:
-        """Take the current client as ours: `aclose()` closes it, `make` makes the next one."""
-        self._make = make
-
     def __call__(self) -> C:
         """The client; one of ours closed by `aclose()` is made anew."""
         if self._closed and self._make is not None:

@@ -26,8 +26,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import ConfigError, PlatformConflict, PlatformNotFound
 from tenant_middleware.naming import DatabaseLocation, database_name
@@ -38,7 +36,8 @@ from tenant_middleware.provisioning.base import Provisioner
 from tenant_middleware.secrets import KeyRing
 
 if TYPE_CHECKING:
-    from tenant_middleware.config import TenancyConfig
+    from collections.abc import Callable
+
     from tenant_middleware.registry import Registry
 
 logger = logging.getLogger("tenant_middleware.provisioning")
@@ -52,13 +51,14 @@ def database_scheme(api_url: str) -> str:
 class TursoProvisioner(Provisioner):
     """A Turso database per tenant, in one group of one organization.
 
-    `client` is the Platform API client; `keyring` encrypts the tenant tokens stored in
+    `client` is the Platform API client (the caller's to close), or `make_client` makes one
+    (ours: closed by `aclose()` and made anew after); `keyring` encrypts the tenant tokens stored in
     `registry`. `location` is where a missing `group` is created. `token_expiration` is the
     lifetime of minted tokens (`never`, or like `30d`, `2w1d12h`). `connect_to` ("host:port")
     sends database requests there while `Host` names the database. `scheme` is the database
     URLs' scheme (default: derived from the client's base URL). `hrana_client` shares an HTTP
     client for database requests; the clients this provisioner creates are closed by
-    `aclose()` (a `client` passed in is the caller's to close).
+    `aclose()`.
     """
 
     name = "turso"
@@ -66,7 +66,8 @@ class TursoProvisioner(Provisioner):
     def __init__(
         self,
         *,
-        client: TursoClient,
+        client: TursoClient | None = None,
+        make_client: Callable[[], TursoClient] | None = None,
         registry: Registry,
         keyring: KeyRing,
         group: str = "default",
@@ -78,60 +79,20 @@ class TursoProvisioner(Provisioner):
         busy_timeout: float = 5.0,
         timeout: float = 10.0,
     ) -> None:
-        self._api = Owned(client)
+        if (client is None) == (make_client is None):
+            raise ConfigError("turso_api_token", "a Platform API client, or the means to make one")
+        self._api = Owned(client, make_client)
         self.group = group
         self.location = location
         self.token_expiration = token_expiration
         self.connect_to = connect_to
-        self.scheme = scheme or database_scheme(client.base_url)
+        self.scheme = scheme or database_scheme(self._api.client.base_url)
         self.busy_timeout = busy_timeout
         self.timeout = timeout
         self._hrana = Owned(hrana_client, lambda: HranaClient(timeout=timeout))
         self._tokens = TursoTokens(
             registry=registry, keyring=keyring, api=self._api, expiration=token_expiration
         )
-
-    @classmethod
-    def from_config(
-        cls,
-        config: TenancyConfig,
-        *,
-        registry: Registry,
-        client: TursoClient | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        hrana_client: HranaClient | None = None,
-    ) -> TursoProvisioner:
-        """The provisioner a `provisioner="turso"` config describes (validated by the config).
-
-        `client` replaces the Platform API client built from the settings; `http_client`
-        (an httpx client, tests pass one on an `ASGITransport`) is given to the one built.
-        """
-        if not config.encryption_keys or not config.turso_location:
-            raise ConfigError("encryption_keys", "the turso provisioner needs it")
-
-        def make_client() -> TursoClient:
-            return TursoClient(
-                organization=str(config.turso_organization),
-                api_token=str(config.turso_api_token),
-                base_url=config.turso_api_url,
-                http_client=http_client,
-            )
-
-        provisioner = cls(
-            client=client if client is not None else make_client(),
-            registry=registry,
-            keyring=KeyRing.parse(config.encryption_keys),
-            group=config.turso_group,
-            location=config.turso_location,
-            token_expiration=config.turso_token_expiration,
-            connect_to=config.turso_connect_to,
-            hrana_client=hrana_client,
-            scheme=database_scheme(config.turso_api_url),
-            busy_timeout=config.busy_timeout,
-        )
-        if client is None:
-            provisioner._api.adopt(make_client)  # ours: closed by aclose(), made anew after
-        return provisioner
 
     # -- the Provisioner protocol ---------------------------------------------------------
     def locate(self, tenant_id: str) -> DatabaseLocation:

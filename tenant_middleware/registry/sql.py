@@ -35,7 +35,6 @@ from tenant_middleware.validation import require_slug
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from tenant_middleware.config import TenancyConfig
     from tenant_middleware.db._hrana.connection import TokenProvider
     from tenant_middleware.db.protocol import Value
     from tenant_middleware.models import TenantContext, TenantKey
@@ -74,28 +73,6 @@ class SQLRegistry(DomainQueries, InstallationQueries, CredentialQueries, EventQu
             busy_timeout=busy_timeout,
             readers=readers,
             clock=clock,
-            token=token,
-            connect_to=connect_to,
-        )
-
-    @classmethod
-    def from_config(cls, config: TenancyConfig) -> SQLRegistry:
-        """The registry at `config.control_plane_location`.
-
-        A remote control plane uses `control_plane_token`; without one, a control plane that
-        is a namespace of the sqld provisioner's server gets tokens minted from
-        `sqld_signing_key` (and `sqld_connect_to` when `control_plane_connect_to` is unset).
-        """
-        token: str | TokenProvider | None = config.control_plane_token
-        connect_to = config.control_plane_connect_to
-        if config.control_plane_on_sqld:
-            if token is None:
-                token = _minted_tokens(str(config.sqld_signing_key))
-            if connect_to is None:
-                connect_to = config.sqld_connect_to
-        return cls(
-            config.control_plane_location,
-            busy_timeout=config.busy_timeout,
             token=token,
             connect_to=connect_to,
         )
@@ -216,14 +193,3 @@ class SQLRegistry(DomainQueries, InstallationQueries, CredentialQueries, EventQu
                 ]
             )
             await append_event(tx, tenant_id, EventKind.DELETED, {"slug": found.scalar()}, now)
-
-
-def _minted_tokens(signing_key_pem: str, ttl: float = 3600.0) -> TokenProvider:
-    """A provider of full-access EdDSA JWTs signed with the sqld operator's key, as the sqld
-    provisioner mints them (`SqldTokens`): reused until shortly before they expire, and
-    minted anew when the server refuses one (401)."""
-    # Imported here: the sqld provisioner pulls in PyJWT and cryptography.
-    from tenant_middleware.provisioning._sqld_tokens import SqldTokens
-    from tenant_middleware.provisioning.sqld import load_signing_key
-
-    return SqldTokens(load_signing_key(signing_key_pem), ttl=ttl).provider()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from tenant_middleware.sources.base import ScopeRewriter, TenantSource
 from tenant_middleware.sources.custom_domain import CustomDomainSource
-from tenant_middleware.sources.factory import build_sources
 from tenant_middleware.sources.header import HeaderSource
 from tenant_middleware.sources.jwt import JWTSource
 from tenant_middleware.sources.path import PathSource
@@ -20,5 +19,4 @@ __all__ = [
     "SessionSource",
     "SubdomainSource",
     "TenantSource",
-    "build_sources",
 ]

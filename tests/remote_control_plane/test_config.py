@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tenant_middleware import TenancyConfig
+from tenant_middleware.assembly import build_registry
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.registry import SQLRegistry
 from tests.sqld import SqldServer
@@ -39,7 +40,7 @@ def test_from_env() -> None:
     )
     assert config.control_plane_token == STATIC
     assert config.control_plane_connect_to == "10.0.0.5:8080"
-    assert isinstance(SQLRegistry.from_config(config), SQLRegistry)
+    assert isinstance(build_registry(config), SQLRegistry)
 
 
 def test_on_sqld_only_for_a_namespace_of_the_provisioners_server(sqld: SqldServer) -> None:
@@ -63,6 +64,6 @@ async def test_a_static_token_wins_over_minting(sqld: SqldServer) -> None:
     config = TenancyConfig(
         **sqld_settings(sqld), control_plane_url=sqld.url("control"), control_plane_token=STATIC
     )
-    registry = SQLRegistry.from_config(config)
+    registry = build_registry(config)
     assert registry._db._token == STATIC
     assert registry._db._connect_to == sqld.connect_to

@@ -8,6 +8,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tenant_middleware.assembly import build_sources
 from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.models import TenantKey
@@ -18,7 +19,6 @@ from tenant_middleware.sources import (
     PathSource,
     SessionSource,
     SubdomainSource,
-    build_sources,
 )
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"

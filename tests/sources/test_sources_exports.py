@@ -19,7 +19,6 @@ def test_all_is_sorted_and_complete():
         "SessionSource",
         "SubdomainSource",
         "TenantSource",
-        "build_sources",
     }
     assert sources.TenantSource is TenantSource
     assert sources.ScopeRewriter is ScopeRewriter

@@ -26,11 +26,11 @@ from tenant_middleware import (
     TenancyMiddleware,
     tenant_db,
 )
+from tenant_middleware.assembly import build_provisioner
 from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import CredentialError
 from tenant_middleware.naming import database_name
 from tenant_middleware.provisioning import SqldProvisioner
-from tenant_middleware.provisioning.factory import build_provisioner
 from tenant_middleware.registry import MemoryRegistry
 from tenant_middleware.schema.package import Migration, SchemaPackage
 from tenant_middleware.secrets import KeyRing, generate_key, namespace_key_binding, token_binding

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from tenant_middleware import Tenancy, TenancyConfig
+from tenant_middleware.assembly import build_provisioner
 from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.platform import TursoClient
-from tenant_middleware.provisioning.turso import TursoProvisioner
 from tenant_middleware.registry import Registry, SQLRegistry
 from tenant_middleware.secrets import generate_key
 from tests.sqld import SqldServer
@@ -79,7 +79,7 @@ async def make_turso_tenancy(
             http_client=http,
             sleep=_no_sleep,
         )
-        provisioner = TursoProvisioner.from_config(config, registry=registry, client=client)
+        provisioner = build_provisioner(config, registry=registry, turso_client=client)
         tenancy = Tenancy(config, registry=registry, provisioner=provisioner, packages=packages)
         made.append(tenancy)
         return tenancy

@@ -19,11 +19,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tenant_middleware import Tenancy, TenancyMiddleware, current_tenant, tenant_db
+from tenant_middleware.assembly import build_provisioner
 from tenant_middleware.db._hrana.connection import HranaClient
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.naming import database_name
 from tenant_middleware.platform import TursoClient
-from tenant_middleware.provisioning.turso import TursoProvisioner
 from tenant_middleware.registry import Registry, SQLRegistry
 from tenant_middleware.schema.package import Migration, SchemaPackage
 from tenant_middleware.secrets import KeyRing, key_id_of, token_binding
@@ -225,7 +225,7 @@ async def test_two_instances_refreshing_at_once_settle_on_one_token(
             organization="acme", api_token=API_TOKEN, base_url=config.turso_api_url,
             http_client=http,
         )  # fmt: skip
-        provisioner = TursoProvisioner.from_config(config, registry=view, client=client)
+        provisioner = build_provisioner(config, registry=view, turso_client=client)
         instances.append(Tenancy(config, registry=shared, provisioner=provisioner, packages=[ROWS]))
 
     async def referee() -> None:

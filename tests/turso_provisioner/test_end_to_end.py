@@ -23,10 +23,10 @@ from tenant_middleware import (
     current_tenant,
     tenant_db,
 )
+from tenant_middleware.assembly import build_provisioner
 from tenant_middleware.db._hrana.connection import RemoteConnection
 from tenant_middleware.errors import ConfigError, CredentialError
 from tenant_middleware.naming import database_name
-from tenant_middleware.provisioning.factory import build_provisioner
 from tenant_middleware.provisioning.turso import TursoProvisioner
 from tenant_middleware.registry import MemoryRegistry
 from tenant_middleware.schema.ledger import LEDGER_TABLE
@@ -288,7 +288,7 @@ async def test_a_provisioner_built_from_the_config_closes_and_reopens_its_api_cl
     registry = MemoryRegistry()
     tenant = await registry.create(tenant_id="9b2f6c1e-0d7a-4c55-9a0e-3c1f2b4d5e6f", slug="acme")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=emulator.app)) as http:
-        provisioner = TursoProvisioner.from_config(config, registry=registry, http_client=http)
+        provisioner = build_provisioner(config, registry=registry, http_client=http)
         location = provisioner.locate(tenant.id)
         assert location.name == "t-9b2f6c1e0d7a4c559a0e3c1f2b4d5e6f"
         assert not await provisioner.exists(location)

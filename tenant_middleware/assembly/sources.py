@@ -1,4 +1,4 @@
-"""Build the configured identification sources, in order, from a `TenancyConfig`."""
+"""The identification sources a `TenancyConfig` names, in order."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from tenant_middleware.sources.subdomain import SubdomainSource
 if TYPE_CHECKING:
     import httpx
 
-    # Only for typing: config imports this package, so a runtime import would be circular.
     from tenant_middleware.config import TenancyConfig
     from tenant_middleware.sources.base import TenantSource
 

@@ -1,0 +1,74 @@
+"""`TenantDatabases`: how the pools open a tenant's database, and prepare it first.
+
+Preparing is what a tenant's first connection in this process goes through: the tenant is
+still there and active (checked in the control plane), its database exists (recreated when a
+registered tenant has none) and its schema is up to date.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tenant_middleware.errors import TenantNotFound
+from tenant_middleware.lifecycle import status_refusal
+from tenant_middleware.models import EventKind, TenantKey, TenantStatus
+
+if TYPE_CHECKING:
+    from tenant_middleware.cache import TenantCache
+    from tenant_middleware.db.protocol import Connection
+    from tenant_middleware.provisioning import Provisioner
+    from tenant_middleware.registry import Registry
+    from tenant_middleware.resolver import CacheKey
+    from tenant_middleware.schema.service import SchemaService
+
+
+class TenantDatabases:
+    """The `opener` and `prepare` of the runtime's `PoolManager`."""
+
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        provisioner: Provisioner,
+        schema: SchemaService,
+        cache: TenantCache[CacheKey],
+        retry_after: int,
+    ) -> None:
+        self._registry = registry
+        self._provisioner = provisioner
+        self._schema = schema
+        self._cache = cache
+        self._retry_after = retry_after
+
+    async def open(self, tenant_id: str) -> Connection:
+        """Open one more connection to a tenant's (prepared) database."""
+        return await self._provisioner.connect(self._provisioner.locate(tenant_id))
+
+    async def prepare(self, tenant_id: str) -> Connection:
+        """Before a tenant's pool opens: recreate a missing database, apply pending migrations.
+
+        Returns the connection it used, the pool's first.
+        """
+        # Checked first, every time: a request that outlived the tenant's deletion must not
+        # reopen (and so recreate) its database while it is being removed.
+        current = await self._registry.lookup(TenantKey("id", tenant_id))
+        if current is None:
+            self._cache.invalidate(tenant_id)
+            raise TenantNotFound("the tenant no longer exists")
+        if current.status is not TenantStatus.ACTIVE:
+            # A request that read the tenant as active just before another process suspended
+            # it must not open (and keep) a pool for it.
+            self._cache.invalidate(tenant_id)
+            raise status_refusal(current.status, retry_after=self._retry_after)
+        location = self._provisioner.locate(tenant_id)
+        if not await self._provisioner.exists(location):
+            # A registered tenant without its database (a crash, a fresh app instance).
+            await self._provisioner.create(location)
+            await self._registry.record_event(tenant_id, EventKind.DATABASE_RECREATED)
+        connection = await self._provisioner.connect(location)
+        try:
+            await self._schema.bring_up_to_date(tenant_id, connection)
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
