@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from tenant_middleware.errors import ConfigError
+from tenant_middleware.naming import connect_address, is_remote, split_base_url
 from tenant_middleware.sources.base import TenantSource
 from tenant_middleware.validation import normalize_domain, normalize_slug
 
@@ -29,10 +30,31 @@ JWT_ALGORITHMS = frozenset(
         "EdDSA",
     }
 )  # fmt: skip
-_HMAC = frozenset({"HS256", "HS384", "HS512"})
+# The JWT source's argument names -> the settings that carry them.
+_JWT_SETTINGS = {
+    "algorithms": "jwt_algorithms",
+    "secret": "jwt_secret",
+    "public_key": "jwt_public_key",
+    "jwks_url": "jwt_jwks_url",
+    "jwks_cache_ttl": "jwt_jwks_cache_ttl",
+    "leeway": "jwt_leeway",
+    "claim": "jwt_claim",
+    "cookie": "jwt_cookie",
+}
 # The Turso Platform API's names and token lifetimes (as `tenant_middleware.platform.turso`).
 _TURSO_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _TURSO_EXPIRATION = re.compile(r"never|(?:[0-9]+[wdhms])+")
+
+
+@contextmanager
+def _named(settings: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise a component's `ConfigError` under the name of the setting it came from."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.setting not in settings:
+            raise
+        raise ConfigError(settings[exc.setting], exc.reason) from exc
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,11 +130,6 @@ class TenancyConfig:
         self._check_sqld()
         self._check_turso()
         self._check_control_plane()
-        for cidr in self.trusted_proxies:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError as exc:
-                raise ConfigError("trusted_proxies", f"{cidr!r} is not an IP network") from exc
         if self.header_requires_trusted_proxy and not self.trusted_proxies:
             raise ConfigError(
                 "trusted_proxies", "header_requires_trusted_proxy needs at least one proxy"
@@ -120,11 +137,6 @@ class TenancyConfig:
         for path in self.exclude_paths:
             if not path.startswith("/"):
                 raise ConfigError("exclude_paths", f"{path!r} must start with '/'")
-        if not self.path_prefix.startswith("/") or self.path_prefix.endswith("/"):
-            raise ConfigError("path_prefix", "must start with '/' and not end with '/'")
-        if not self.header_name or not self.header_name.isascii():
-            raise ConfigError("header_name", "must be a non-empty ASCII header name")
-        object.__setattr__(self, "header_name", self.header_name.lower())
         object.__setattr__(self, "data_dir", Path(self.data_dir))
 
     # -- derived ----------------------------------------------------------------------
@@ -147,10 +159,6 @@ class TenancyConfig:
         it is on the sqld provisioner's own server; None otherwise."""
         if self.provisioner != "sqld" or not self.control_plane_url or not self.sqld_url:
             return None
-        # Imported here, like the provisioners' helpers below.
-        from tenant_middleware.db.connect import is_remote
-        from tenant_middleware.naming import split_base_url
-
         if not is_remote(self.control_plane_url):
             return None
         try:
@@ -178,6 +186,17 @@ class TenancyConfig:
                 )
         if len(set(names)) != len(names):
             raise ConfigError("sources", "each source may appear once")
+        # The sources' own validators, under the config's names; imported here so that
+        # importing the config loads no source (the jwt one pulls in PyJWT and cryptography).
+        from tenant_middleware.sources._hosts import TrustedProxies
+        from tenant_middleware.sources.header import check_header_name
+        from tenant_middleware.sources.path import check_prefix
+        from tenant_middleware.sources.session import check_session_key
+
+        TrustedProxies(self.trusted_proxies, setting="trusted_proxies")
+        object.__setattr__(self, "header_name", check_header_name(self.header_name))
+        check_prefix(self.path_prefix, setting="path_prefix")
+        check_session_key(self.session_key, setting="session_key")
 
     def _check_domains(self) -> None:
         normalized = []
@@ -236,22 +255,21 @@ class TenancyConfig:
                 raise ConfigError("jwt_algorithms", f"{algorithm!r} is not allowed (never 'none')")
         if "jwt" not in self.source_names:
             return
-        keys = [k for k in (self.jwt_secret, self.jwt_public_key, self.jwt_jwks_url) if k]
-        if len(keys) != 1:
-            raise ConfigError(
-                "jwt_secret",
-                "the jwt source needs exactly one of jwt_secret, jwt_public_key, jwt_jwks_url",
-            )
         if not self.jwt_algorithms:
             raise ConfigError("jwt_algorithms", "the jwt source needs an algorithm allow-list")
-        hmac = {a for a in self.jwt_algorithms if a in _HMAC}
-        if self.jwt_secret and hmac != set(self.jwt_algorithms):
-            raise ConfigError("jwt_algorithms", "a jwt_secret allows only HS256/HS384/HS512")
-        if not self.jwt_secret and hmac:
-            # Key confusion: an HMAC algorithm beside a public key lets anyone sign tokens.
-            raise ConfigError("jwt_algorithms", "HS* algorithms need jwt_secret, not a public key")
-        if self.jwt_secret and len(self.jwt_secret.encode()) < 32:
-            raise ConfigError("jwt_secret", "must be at least 32 bytes")
+        from tenant_middleware.sources.jwt import check_jwt_settings
+
+        with _named(_JWT_SETTINGS):
+            check_jwt_settings(
+                algorithms=self.jwt_algorithms,
+                secret=self.jwt_secret or None,
+                public_key=self.jwt_public_key or None,
+                jwks_url=self.jwt_jwks_url or None,
+                leeway=self.jwt_leeway,
+                claim=self.jwt_claim,
+                cookie=self.jwt_cookie,
+                jwks_cache_ttl=self.jwt_jwks_cache_ttl,
+            )
 
     def _check_sqld(self) -> None:
         if self.provisioner != "sqld":
@@ -259,9 +277,8 @@ class TenancyConfig:
         for name in ("sqld_url", "sqld_admin_url", "sqld_signing_key"):
             if not getattr(self, name):
                 raise ConfigError(name, "the sqld provisioner needs it")
-        # Imported here: the provisioners import the database backends, which import errors.
-        from tenant_middleware.naming import split_base_url
-        from tenant_middleware.provisioning.sqld import load_signing_key
+        # Imported here: the key loader pulls in cryptography, which local files never need.
+        from tenant_middleware.provisioning._sqld_keys import load_signing_key
 
         split_base_url(str(self.sqld_url), setting="sqld_url")
         split_base_url(str(self.sqld_admin_url), setting="sqld_admin_url")
@@ -278,7 +295,6 @@ class TenancyConfig:
             KeyRing.parse(self.encryption_keys)
 
     def _check_control_plane(self) -> None:
-        from tenant_middleware.db.connect import is_remote
 
         remote = bool(self.control_plane_url) and is_remote(str(self.control_plane_url))
         for name in ("control_plane_token", "control_plane_connect_to"):
@@ -311,8 +327,8 @@ class TenancyConfig:
 
     def _check_connect_to(self, name: str) -> None:
         value = getattr(self, name)
-        if value is not None and (not value.strip() or "/" in value):
-            raise ConfigError(name, "expected host:port, such as 127.0.0.1:8080")
+        if value is not None:
+            connect_address(value, 443, setting=name)
 
     # -- environment ------------------------------------------------------------------
     @classmethod

@@ -53,6 +53,7 @@ class ConfigError(TenancyError, ValueError):
 
     def __init__(self, setting: str, message: str) -> None:
         self.setting = setting
+        self.reason = message
         super().__init__(f"{setting}: {message}")
 
 

@@ -7,6 +7,7 @@ alone: nothing a request carries reaches a file path or a URL.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -15,7 +16,10 @@ from tenant_middleware.errors import ConfigError, InvalidIdentifier
 from tenant_middleware.validation import normalize_tenant_id
 
 TENANTS_DIRECTORY = "tenants"
-_REMOTE_SCHEMES = frozenset({"http", "https", "libsql", "ws", "wss"})
+# The URL schemes of remote libSQL databases (sqld, Turso); everything else is a local file.
+REMOTE_SCHEMES = frozenset({"http", "https", "libsql", "ws", "wss"})
+# Two letters at least, so a Windows drive ("C:\\...") reads as a plain path.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,32 @@ class DatabaseLocation:
     name: str
     url: str
     path: Path | None = None  # set for local files
+
+
+def url_scheme(url: str) -> str | None:
+    """The scheme of a database URL in lower case; None for a plain path."""
+    match = _SCHEME.match(url.strip())
+    return match.group(1).lower() if match is not None else None
+
+
+def is_remote(url: str) -> bool:
+    """Whether `url` names a remote libSQL database (by its scheme)."""
+    return url_scheme(url) in REMOTE_SCHEMES
+
+
+def connect_address(
+    connect_to: str, default_port: int, *, setting: str = "connect_to"
+) -> tuple[str, int]:
+    """Parse a `host[:port]` setting (where requests go while `Host` names the database)."""
+    try:
+        parts = urlsplit(f"//{connect_to.strip()}")
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(setting, f"malformed address: {exc}") from None
+    host = parts.hostname
+    if not host or parts.path or parts.query or parts.username is not None:
+        raise ConfigError(setting, "expected host[:port], such as 127.0.0.1:8080")
+    return host, port or default_port
 
 
 def database_name(tenant_id: str) -> str:
@@ -68,7 +98,7 @@ def split_base_url(base_url: str, *, setting: str = "sqld_url") -> tuple[str, st
     except ValueError as exc:
         raise ConfigError(setting, f"malformed URL: {exc}") from None
     scheme = parts.scheme.lower()
-    if scheme not in _REMOTE_SCHEMES:
+    if scheme not in REMOTE_SCHEMES:
         raise ConfigError(setting, f"unsupported scheme {scheme!r}; use http:// or https://")
     host = parts.hostname
     if not host:

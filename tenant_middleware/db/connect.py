@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from tenant_middleware.db._hrana.connection import RemoteConnection
 from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.errors import ConfigError
+from tenant_middleware.naming import REMOTE_SCHEMES, is_remote, url_scheme
 
 if TYPE_CHECKING:
     from tenant_middleware.db._hrana.connection import HranaClient, TokenProvider
     from tenant_middleware.db.protocol import Connection
 
 _SETTING = "control_plane_url"
-_REMOTE = frozenset({"libsql", "http", "https", "ws", "wss"})
-# Two letters at least, so a Windows drive ("C:\\...") reads as a plain path.
-_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
 
 
 async def connect(
@@ -49,30 +46,23 @@ async def connect(
     return await SQLiteConnection.open(local_path(url), busy_timeout=busy_timeout)
 
 
-def is_remote(url: str) -> bool:
-    """Whether `url` names a remote libSQL database (by its scheme)."""
-    match = _SCHEME.match(url.strip())
-    return match is not None and match.group(1).lower() in _REMOTE
-
-
 def local_path(url: str) -> str:
     """Return the file path a local database URL names; `ConfigError` for anything else."""
     if not url.strip():
         raise ConfigError(_SETTING, "the database URL is empty")
     if url in (":memory:", "file::memory:"):
         return ":memory:"
-    match = _SCHEME.match(url)
-    if match is None:
+    scheme = url_scheme(url)
+    if scheme is None:
         return url
-    scheme = match.group(1).lower()
-    if scheme in _REMOTE:
+    if scheme in REMOTE_SCHEMES:
         raise ConfigError(
             _SETTING,
             f"{scheme}:// names a remote database, not a local file; open it with connect()",
         )
     if scheme != "file":
         raise ConfigError(_SETTING, f"unsupported URL scheme {scheme!r}; use file:<path>")
-    rest = url[match.end() :]
+    rest = url.strip()[len(scheme) + 1 :]
     if not rest.startswith("//"):
         # `file:relative/path.db` and `file:/abs/path.db`: the rest is the path, verbatim.
         path = rest

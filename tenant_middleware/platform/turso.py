@@ -86,7 +86,7 @@ class TursoClient:
         if not api_token:
             raise ConfigError("turso_api_token", "is required")
         if urlsplit(base_url).scheme not in ("https", "http") or not urlsplit(base_url).netloc:
-            raise ConfigError("turso_base_url", "must be an http(s) URL")
+            raise ConfigError("turso_api_url", "must be an http(s) URL")
         if not timeout > 0:
             raise ConfigError("turso_timeout", "must be positive")
         if retries < 0:

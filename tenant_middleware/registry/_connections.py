@@ -12,8 +12,9 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from tenant_middleware.db._hrana.connection import HranaClient
-from tenant_middleware.db.connect import connect, is_remote, local_path
+from tenant_middleware.db.connect import connect, local_path
 from tenant_middleware.errors import ConfigError, RegistryError
+from tenant_middleware.naming import is_remote
 from tenant_middleware.registry._codec import require_positive
 from tenant_middleware.registry.migrations import migrate
 

@@ -1,14 +1,33 @@
-"""Identification sources: each finds a tenant key in a request, or nothing."""
+"""Identification sources: each finds a tenant key in a request, or nothing.
 
-from __future__ import annotations
+The names are imported on first use (PEP 562), as the package's own are: importing one source
+(or the config, which checks settings with the sources' validators) does not load the JWT
+source's PyJWT, cryptography and httpx.
+"""
 
-from tenant_middleware.sources.base import ScopeRewriter, TenantSource
-from tenant_middleware.sources.custom_domain import CustomDomainSource
-from tenant_middleware.sources.header import HeaderSource
-from tenant_middleware.sources.jwt import JWTSource
-from tenant_middleware.sources.path import PathSource
-from tenant_middleware.sources.session import SessionSource
-from tenant_middleware.sources.subdomain import SubdomainSource
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:
+    from tenant_middleware.sources.base import ScopeRewriter, TenantSource
+    from tenant_middleware.sources.custom_domain import CustomDomainSource
+    from tenant_middleware.sources.header import HeaderSource
+    from tenant_middleware.sources.jwt import JWTSource
+    from tenant_middleware.sources.path import PathSource
+    from tenant_middleware.sources.session import SessionSource
+    from tenant_middleware.sources.subdomain import SubdomainSource
+
+# Each public name and the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "CustomDomainSource": "tenant_middleware.sources.custom_domain",
+    "HeaderSource": "tenant_middleware.sources.header",
+    "JWTSource": "tenant_middleware.sources.jwt",
+    "PathSource": "tenant_middleware.sources.path",
+    "ScopeRewriter": "tenant_middleware.sources.base",
+    "SessionSource": "tenant_middleware.sources.session",
+    "SubdomainSource": "tenant_middleware.sources.subdomain",
+    "TenantSource": "tenant_middleware.sources.base",
+}
 
 __all__ = [
     "CustomDomainSource",
@@ -20,3 +39,16 @@ __all__ = [
     "SubdomainSource",
     "TenantSource",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value: object = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access skips this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

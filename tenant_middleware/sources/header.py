@@ -54,6 +54,14 @@ def explicit_key(value: str) -> TenantKey | None:
     return key
 
 
+def check_header_name(header_name: str, *, setting: str = "header_name") -> str:
+    """Return the header name in lower case; `ConfigError` unless it is an HTTP token."""
+    lowered = header_name.lower()
+    if not lowered or not set(lowered) <= TOKEN_CHARS:
+        raise ConfigError(setting, f"{header_name!r} is not an HTTP header name")
+    return lowered
+
+
 class HeaderSource:
     """Read a tenant id or slug from a request header.
 
@@ -70,9 +78,7 @@ class HeaderSource:
         trusted_proxies: Iterable[str] = (),
         require_trusted_proxy: bool = False,
     ) -> None:
-        lowered = header_name.lower()
-        if not lowered or not set(lowered) <= TOKEN_CHARS:
-            raise ConfigError("header_name", f"{header_name!r} is not an HTTP header name")
+        lowered = check_header_name(header_name)
         self.header_name = lowered
         self._header = lowered.encode("ascii")
         self._proxies = TrustedProxies(trusted_proxies)

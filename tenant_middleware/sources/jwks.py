@@ -61,14 +61,7 @@ class JWKSClient:
         timeout: float = 5.0,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        # Keys fetched over plain HTTP could be swapped by anyone on the path.
-        if parts.scheme != "https" and not (
-            parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS
-        ):
-            raise ConfigError("jwks_url", "must be an https:// URL (http only for localhost)")
-        if ttl <= 0:
-            raise ConfigError("jwks_cache_ttl", "must be greater than zero")
+        check_jwks_url(url, ttl)
         self.url = url
         self.ttl = ttl
         self._client = http_client
@@ -169,6 +162,16 @@ def _parse(data: object) -> tuple[list[Any], list[tuple[str | None, JWKSKey]]]:
     if not keys:
         raise ValueError("the JWK set has no usable signing keys")
     return raw, keys
+
+
+def check_jwks_url(url: str, ttl: float) -> None:
+    """`ConfigError` unless `url` is https (http only for localhost) and `ttl` positive."""
+    parts = urlsplit(url)
+    # Keys fetched over plain HTTP could be swapped by anyone on the path.
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS):
+        raise ConfigError("jwks_url", "must be an https:// URL (http only for localhost)")
+    if ttl <= 0:
+        raise ConfigError("jwks_cache_ttl", "must be greater than zero")
 
 
 def check_algorithms(algorithms: Iterable[str], *, hmac: bool) -> list[str]:

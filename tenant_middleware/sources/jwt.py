@@ -14,6 +14,7 @@ from tenant_middleware.sources.header import TOKEN_CHARS, identifier_key
 from tenant_middleware.sources.jwks import (
     JWKSClient,
     check_algorithms,
+    check_jwks_url,
     load_public_key,
     load_secret,
 )
@@ -32,6 +33,38 @@ CACHE_SIZE = 4096
 NO_EXP_TTL = 60.0  # how long a token without `exp` is trusted before it is verified again
 _MAX_TOKEN = 8192
 _FAR_FUTURE = 1e12  # caps absurd `exp` values (a 400-digit integer) before float arithmetic
+
+
+def check_jwt_settings(
+    *,
+    algorithms: Iterable[str],
+    secret: str | bytes | None,
+    public_key: str | bytes | None,
+    jwks_url: str | None,
+    leeway: float,
+    claim: str,
+    cookie: str | None,
+    jwks_cache_ttl: float,
+) -> tuple[list[str], AllowedPublicKeys | bytes | None]:
+    """Check a JWT source's settings (`ConfigError` naming the argument); return the
+    algorithm allow-list and the verification key (None: the keys come from `jwks_url`)."""
+    if sum(k is not None for k in (secret, public_key, jwks_url)) != 1:
+        raise ConfigError("secret", "give exactly one of secret, public_key, jwks_url")
+    allowed = check_algorithms(algorithms, hmac=secret is not None)
+    key: AllowedPublicKeys | bytes | None = None
+    if secret is not None:
+        key = load_secret(secret, allowed)
+    elif public_key is not None:
+        key = load_public_key(public_key, allowed)
+    else:
+        check_jwks_url(str(jwks_url), jwks_cache_ttl)
+    if leeway < 0:
+        raise ConfigError("leeway", "must not be negative")
+    if not all(claim.split(".")):
+        raise ConfigError("claim", f"{claim!r} is not a claim name or dotted path")
+    if cookie is not None and (not cookie or not set(cookie) <= TOKEN_CHARS):
+        raise ConfigError("cookie", f"{cookie!r} is not a cookie name")
+    return allowed, key
 
 
 class JWTSource:
@@ -62,16 +95,19 @@ class JWTSource:
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if sum(k is not None for k in (secret, public_key, jwks_url)) != 1:
-            raise ConfigError("secret", "give exactly one of secret, public_key, jwks_url")
-        self._algorithms = check_algorithms(algorithms, hmac=secret is not None)
-        self._key: AllowedPublicKeys | bytes = b""  # replaced per token with a JWKS
+        self._algorithms, key = check_jwt_settings(
+            algorithms=algorithms,
+            secret=secret,
+            public_key=public_key,
+            jwks_url=jwks_url,
+            leeway=leeway,
+            claim=claim,
+            cookie=cookie,
+            jwks_cache_ttl=jwks_cache_ttl,
+        )
+        self._key: AllowedPublicKeys | bytes = key or b""  # replaced per token with a JWKS
         self._jwks: JWKSClient | None = None
-        if secret is not None:
-            self._key = load_secret(secret, self._algorithms)
-        elif public_key is not None:
-            self._key = load_public_key(public_key, self._algorithms)
-        else:
+        if key is None:
             assert jwks_url is not None
             self._jwks = JWKSClient(
                 jwks_url,
@@ -80,13 +116,7 @@ class JWTSource:
                 clock=clock,
                 on_change=self._forget_tokens,
             )
-        if leeway < 0:
-            raise ConfigError("leeway", "must not be negative")
         self._claim = tuple(claim.split("."))
-        if not all(self._claim):
-            raise ConfigError("claim", f"{claim!r} is not a claim name or dotted path")
-        if cookie is not None and (not cookie or not set(cookie) <= TOKEN_CHARS):
-            raise ConfigError("cookie", f"{cookie!r} is not a cookie name")
         self._cookie = None if cookie is None else cookie.encode("ascii")
         self._audience = audience
         self._issuer = issuer

@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from tenant_middleware.models import TenantKey
 
 
+def check_prefix(prefix: str, *, setting: str = "prefix") -> str:
+    """Return a path prefix like `/t` or `/orgs/t`: a leading `/`, no trailing or empty part."""
+    if not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        raise ConfigError(setting, "must start with '/', not end with '/', and have no '//'")
+    return prefix
+
+
 class PathSource:
     """Map `/t/acme/notes` to the slug `acme` (or an id key for a UUID segment).
 
@@ -23,9 +30,7 @@ class PathSource:
     name = "path"
 
     def __init__(self, *, prefix: str = "/t") -> None:
-        if not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
-            raise ConfigError("prefix", "must start with '/' and not end with '/'")
-        self.prefix = prefix
+        self.prefix = check_prefix(prefix)
         self._start = prefix + "/"
         self._memo: dict[str, TenantKey | None] = {}
 

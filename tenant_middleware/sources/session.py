@@ -12,15 +12,20 @@ if TYPE_CHECKING:
     from tenant_middleware.models import TenantKey
 
 
+def check_session_key(key: str, *, setting: str = "key") -> str:
+    """Return the session key the tenant is stored under; it must not be empty."""
+    if not key:
+        raise ConfigError(setting, "must be a non-empty session key")
+    return key
+
+
 class SessionSource:
     """Read a tenant id or slug from `scope["session"]` (Starlette's `SessionMiddleware`)."""
 
     name = "session"
 
     def __init__(self, *, key: str = "tenant_id") -> None:
-        if not key:
-            raise ConfigError("key", "must be a non-empty session key")
-        self.key = key
+        self.key = check_session_key(key)
 
     async def identify(self, scope: Scope) -> TenantKey | None:
         """Return the key stored in the session, None if absent; `TenantNotFound` if malformed."""

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tenant_middleware.db._http.transport import Route
 from tenant_middleware.errors import ConfigError
+from tenant_middleware.naming import connect_address
 
 _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https", "libsql": "https"}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -76,7 +77,7 @@ def parse(
     connect_host, connect_port = (
         (host, port or default_port)
         if connect_to is None
-        else _connect_address(connect_to, port or default_port)
+        else connect_address(connect_to, port or default_port)
     )
     # The certificate names the database's host even when `connect_to` sends us elsewhere.
     route = Route(
@@ -88,15 +89,3 @@ def parse(
         target=f"{path}{_PIPELINE}",
     )
     return Endpoint(endpoint_url, route), token
-
-
-def _connect_address(connect_to: str, default_port: int) -> tuple[str, int]:
-    try:
-        parts = urlsplit(f"//{connect_to.strip()}")
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError("connect_to", f"malformed address: {exc}") from None
-    host = parts.hostname
-    if not host or parts.path or parts.query or parts.username is not None:
-        raise ConfigError("connect_to", "expected host[:port], such as 127.0.0.1:8080")
-    return host, port or default_port
