@@ -306,7 +306,7 @@ def test_construction_validates_the_settings() -> None:
         TursoClient(organization="acme", api_token="")
     with pytest.raises(ConfigError, match="turso_organization"):
         TursoClient(organization="Acme Inc", api_token=API_TOKEN)
-    with pytest.raises(ConfigError, match="turso_base_url"):
+    with pytest.raises(ConfigError, match="turso_api_url"):
         TursoClient(organization="acme", api_token=API_TOKEN, base_url="ftp://x")
     client = TursoClient(organization="acme", api_token=API_TOKEN)
     assert API_TOKEN not in repr(client)
