@@ -22,6 +22,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from tenant_middleware.context import tenant_db
+from tenant_middleware.errors import TenantRequired
 from tenant_middleware.integrations.starlette import request_tenant, request_tenant_or_none
 from tenant_middleware.models import TenantContext
 from tenant_middleware.pool import PooledConnection
@@ -33,11 +34,9 @@ from tenant_middleware.pool import PooledConnection
 async def _current_tenant(connection: HTTPConnection) -> TenantContext:
     tenant = request_tenant_or_none(connection)
     if tenant is None:
-        # The app made tenants optional, but this endpoint needs one.
-        raise HTTPException(
-            status_code=400,
-            detail={"code": "tenant_required", "title": "This endpoint needs a tenant"},
-        )
+        # The app made tenants optional, but this endpoint needs one: the middleware answers
+        # it as the contract does (400 problem+json), like a request it refused itself.
+        raise TenantRequired("this endpoint needs a tenant")
     return tenant
 
 

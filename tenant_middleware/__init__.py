@@ -50,25 +50,28 @@ if typing.TYPE_CHECKING:
         TenantSuspended,
         TenantUnavailable,
     )
+    from tenant_middleware.hooks import LifecycleEvent
     from tenant_middleware.middleware import TenancyMiddleware
-    from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
-    from tenant_middleware.runtime import Tenancy
+    from tenant_middleware.models import EventKind, TenantContext, TenantKey, TenantStatus
+    from tenant_middleware.pool.lease import PooledConnection
+    from tenant_middleware.registry.base import TenantEvent
+    from tenant_middleware.runtime import Tenancy, TenancyStats
+    from tenant_middleware.schema.fleet import FleetReport
     from tenant_middleware.schema.package import Migration, SchemaPackage
-    from tenant_middleware.sources import (
-        CustomDomainSource,
-        HeaderSource,
-        JWTSource,
-        PathSource,
-        SessionSource,
-        SubdomainSource,
-        TenantSource,
-    )
+    from tenant_middleware.secrets.rotation import RotationReport
+    from tenant_middleware.sources.base import TenantSource
+    from tenant_middleware.sources.custom_domain import CustomDomainSource
+    from tenant_middleware.sources.header import HeaderSource
+    from tenant_middleware.sources.jwt import JWTSource
+    from tenant_middleware.sources.path import PathSource
+    from tenant_middleware.sources.session import SessionSource
+    from tenant_middleware.sources.subdomain import SubdomainSource
 
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {
     "ConfigError": "tenant_middleware.errors",
     "CredentialError": "tenant_middleware.errors",
-    "CustomDomainSource": "tenant_middleware.sources",
+    "CustomDomainSource": "tenant_middleware.sources.custom_domain",
     "DatabaseAuthError": "tenant_middleware.errors",
     "DatabaseBlocked": "tenant_middleware.errors",
     "DatabaseBusy": "tenant_middleware.errors",
@@ -76,14 +79,17 @@ _EXPORTS: dict[str, str] = {
     "DatabaseNotFound": "tenant_middleware.errors",
     "DatabaseTransactionAborted": "tenant_middleware.errors",
     "DuplicateTenant": "tenant_middleware.errors",
-    "HeaderSource": "tenant_middleware.sources",
+    "EventKind": "tenant_middleware.models",
+    "FleetReport": "tenant_middleware.schema.fleet",
+    "HeaderSource": "tenant_middleware.sources.header",
     "InvalidCredentials": "tenant_middleware.errors",
     "InvalidIdentifier": "tenant_middleware.errors",
     "InvalidTransition": "tenant_middleware.errors",
-    "JWTSource": "tenant_middleware.sources",
+    "JWTSource": "tenant_middleware.sources.jwt",
+    "LifecycleEvent": "tenant_middleware.hooks",
     "Migration": "tenant_middleware.schema.package",
     "NoTenantContext": "tenant_middleware.errors",
-    "PathSource": "tenant_middleware.sources",
+    "PathSource": "tenant_middleware.sources.path",
     "PlatformBadRequest": "tenant_middleware.errors",
     "PlatformConflict": "tenant_middleware.errors",
     "PlatformError": "tenant_middleware.errors",
@@ -93,23 +99,27 @@ _EXPORTS: dict[str, str] = {
     "PlatformTimeout": "tenant_middleware.errors",
     "PlatformUnauthorized": "tenant_middleware.errors",
     "PlatformUnavailable": "tenant_middleware.errors",
+    "PooledConnection": "tenant_middleware.pool.lease",
     "ProvisioningError": "tenant_middleware.errors",
     "RegistryError": "tenant_middleware.errors",
+    "RequestRefused": "tenant_middleware.errors",
+    "RotationReport": "tenant_middleware.secrets.rotation",
     "SchemaPackage": "tenant_middleware.schema.package",
-    "SessionSource": "tenant_middleware.sources",
-    "SubdomainSource": "tenant_middleware.sources",
+    "SessionSource": "tenant_middleware.sources.session",
+    "SubdomainSource": "tenant_middleware.sources.subdomain",
     "Tenancy": "tenant_middleware.runtime",
     "TenancyConfig": "tenant_middleware.config",
-    "RequestRefused": "tenant_middleware.errors",
     "TenancyError": "tenant_middleware.errors",
     "TenancyMiddleware": "tenant_middleware.middleware",
+    "TenancyStats": "tenant_middleware.runtime",
     "TenantArchived": "tenant_middleware.errors",
     "TenantContext": "tenant_middleware.models",
+    "TenantEvent": "tenant_middleware.registry.base",
     "TenantKey": "tenant_middleware.models",
     "TenantMismatch": "tenant_middleware.errors",
     "TenantNotFound": "tenant_middleware.errors",
     "TenantRequired": "tenant_middleware.errors",
-    "TenantSource": "tenant_middleware.sources",
+    "TenantSource": "tenant_middleware.sources.base",
     "TenantStatus": "tenant_middleware.models",
     "TenantSuspended": "tenant_middleware.errors",
     "TenantUnavailable": "tenant_middleware.errors",
@@ -130,11 +140,14 @@ __all__ = [
     "DatabaseNotFound",
     "DatabaseTransactionAborted",
     "DuplicateTenant",
+    "EventKind",
+    "FleetReport",
     "HeaderSource",
     "InvalidCredentials",
     "InvalidIdentifier",
     "InvalidTransition",
     "JWTSource",
+    "LifecycleEvent",
     "Migration",
     "NoTenantContext",
     "PathSource",
@@ -147,9 +160,11 @@ __all__ = [
     "PlatformTimeout",
     "PlatformUnauthorized",
     "PlatformUnavailable",
+    "PooledConnection",
     "ProvisioningError",
     "RegistryError",
     "RequestRefused",
+    "RotationReport",
     "SchemaPackage",
     "SessionSource",
     "SubdomainSource",
@@ -157,8 +172,10 @@ __all__ = [
     "TenancyConfig",
     "TenancyError",
     "TenancyMiddleware",
+    "TenancyStats",
     "TenantArchived",
     "TenantContext",
+    "TenantEvent",
     "TenantKey",
     "TenantMismatch",
     "TenantNotFound",

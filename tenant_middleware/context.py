@@ -5,14 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import NoTenantContext
 from tenant_middleware.models import TenantContext
-
-if TYPE_CHECKING:
-    from tenant_middleware.pool.lease import PooledConnection
-    from tenant_middleware.runtime import Tenancy
+from tenant_middleware.pool.lease import PooledConnection
+from tenant_middleware.runtime import Tenancy
 
 # The tenant and the runtime that bound it (so tenant_db() knows whose pools to use), in one
 # variable: one set and one reset per request.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from tenant_middleware._types import ASGIApp, Message, Receive, Scope, Send
 from tenant_middleware.context import _current
 from tenant_middleware.errors import (
     ConfigError,
@@ -20,12 +20,11 @@ from tenant_middleware.errors import (
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import TenantKey, TenantStatus
 from tenant_middleware.problems import ErrorHandler, send_problem
-
-if TYPE_CHECKING:
-    from tenant_middleware._types import ASGIApp, Message, Receive, Scope, Send
-    from tenant_middleware.runtime import Tenancy
+from tenant_middleware.runtime import Tenancy
 
 logger = logging.getLogger("tenant_middleware")
+# Raised inside the app, these say the request's cached context no longer holds.
+_STALE_CONTEXT = (TenantNotFound, TenantSuspended, TenantArchived)
 
 
 class TenancyMiddleware:
@@ -84,19 +83,16 @@ class TenancyMiddleware:
 
         try:
             await self.app(scope, receive, send_and_track)
-        except (
-            TenantUnavailable,
-            TenantNotFound,
-            TenantSuspended,
-            TenantArchived,
-            ProvisioningError,
-        ) as error:
+        except (RequestRefused, ProvisioningError) as error:
             # Raised inside the app by tenant_db() (pool saturated; tenant gone, suspended or
-            # archived since it was resolved; a lazy migration failing): answer as the
+            # archived since it was resolved; a lazy migration failing) or by a dependency
+            # (FastAPI's CurrentTenant on an app whose tenants are optional): answer as the
             # contract says, unless the app already answered.
             if response_started or scope_type != "http":
                 raise
-            if tenant is not None and not isinstance(error, TenantUnavailable):
+            if tenant is not None and isinstance(
+                error, TenantNotFound | TenantSuspended | TenantArchived
+            ):
                 self.tenancy.invalidate(tenant.id)  # the cached context is stale
             if isinstance(error, ProvisioningError):
                 logger.error("tenant database could not be prepared: %s", error, exc_info=error)

@@ -13,28 +13,27 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from tenant_middleware.assembly import build
-from tenant_middleware.cache import CacheStats
+from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
+from tenant_middleware.hooks import Hook
 from tenant_middleware.lifecycle import require_servable
-from tenant_middleware.pool import PooledConnection, PoolStats
+from tenant_middleware.models import TenantContext, TenantStatus
+from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
+from tenant_middleware.provisioning import Provisioner
+from tenant_middleware.registry import Registry, TenantEvent
+from tenant_middleware.resolver import CacheKey, Resolver
+from tenant_middleware.schema.fleet import FleetReport, TenantMigrationResult
+from tenant_middleware.schema.package import SchemaPackage
+from tenant_middleware.schema.service import SchemaService
+from tenant_middleware.secrets.rotation import RotationReport
+from tenant_middleware.sources.base import TenantSource
+from tenant_middleware.sync import ChangeFollower
 
-if TYPE_CHECKING:
-    from tenant_middleware.cache import TenantCache
-    from tenant_middleware.hooks import Hook
-    from tenant_middleware.models import TenantContext, TenantStatus
-    from tenant_middleware.pool import PoolManager
-    from tenant_middleware.provisioning import Provisioner
-    from tenant_middleware.registry import Registry, TenantEvent
-    from tenant_middleware.resolver import CacheKey, Resolver
-    from tenant_middleware.schema.fleet import FleetReport, TenantMigrationResult
-    from tenant_middleware.schema.package import SchemaPackage
-    from tenant_middleware.schema.service import SchemaService
-    from tenant_middleware.secrets.rotation import RotationReport
-    from tenant_middleware.sources.base import TenantSource
-    from tenant_middleware.sync import ChangeFollower
+# The names of the annotations are imported at run time, not under TYPE_CHECKING, so that
+# `typing.get_type_hints` works on the public methods (FastAPI and docs tools call it).
 
 
 @dataclass(frozen=True, slots=True)

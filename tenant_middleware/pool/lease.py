@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+from tenant_middleware.db.protocol import Connection, Executor, Params, ResultSet, Statement
 from tenant_middleware.errors import DatabaseError
 
 if TYPE_CHECKING:
-    from tenant_middleware.db.protocol import Connection, Executor, Params, ResultSet, Statement
     from tenant_middleware.pool._tenant_pool import TenantPool
     from tenant_middleware.pool.manager import PoolManager
 

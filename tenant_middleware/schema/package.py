@@ -13,12 +13,9 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from tenant_middleware.db.protocol import Executor
 from tenant_middleware.errors import ConfigError
-
-if TYPE_CHECKING:
-    from tenant_middleware.db.protocol import Executor
 
 MigrationFunction = Callable[["Executor"], Awaitable[None]]
 _FILE = re.compile(r"(\d+)_([A-Za-z0-9_\-]+)\.sql")

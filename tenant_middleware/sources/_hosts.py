@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
+from tenant_middleware._types import Scope
 from tenant_middleware.errors import ConfigError
+from tenant_middleware.models import TenantKey
 from tenant_middleware.validation import host_from_header, normalize_domain
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from tenant_middleware._types import Scope
-    from tenant_middleware.models import TenantKey
 
 # Hosts and peers repeat across requests, so parsed results are memoised in plain dicts (a
 # dict hit costs a fraction of an lru_cache call); the bound keeps a flood of random Host
@@ -121,23 +118,6 @@ def raw_host(scope: Scope, proxies: TrustedProxies) -> bytes | None:
     if proxies.networks and proxies.contains(scope):
         return _proxied_host(scope)
     return raw_header(scope, b"host")
-
-
-_HOSTS: dict[bytes, str | None] = {}
-
-
-def request_host(scope: Scope, proxies: TrustedProxies) -> str | None:
-    """Return the normalised host of the request, or None if it is not a DNS name."""
-    raw = raw_host(scope, proxies)
-    if raw is None:
-        return None
-    try:
-        return _HOSTS[raw]
-    except KeyError:
-        host = parse_host(raw)
-    if len(raw) <= _MAX_RAW_HOST:
-        remember(_HOSTS, raw, host)
-    return host
 
 
 def remember(memo: dict[K, V], key: K, value: V, limit: int = CACHE_SIZE) -> None:

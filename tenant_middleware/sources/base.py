@@ -7,11 +7,10 @@ keys, looks them up through the cache and applies the agreement policy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from tenant_middleware._types import Scope
-    from tenant_middleware.models import TenantKey
+from tenant_middleware._types import Scope
+from tenant_middleware.models import TenantKey
 
 
 @runtime_checkable

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
+from tenant_middleware._types import Scope
 from tenant_middleware.errors import ConfigError, TenantNotFound
 from tenant_middleware.models import TenantKey
 from tenant_middleware.sources._hosts import TrustedProxies, raw_header, remember
 from tenant_middleware.validation import normalize_slug, normalize_tenant_id
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from tenant_middleware._types import Scope
 
 # A slug is at most 63 characters and an id 36; anything much longer is malformed, and the
 # cut keeps long attacker-chosen strings out of the memos.

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
+import httpx
 import jwt
+from jwt.algorithms import AllowedPublicKeys
+from jwt.types import Options
 
+from tenant_middleware._types import Scope
 from tenant_middleware.errors import ConfigError, InvalidCredentials
+from tenant_middleware.models import TenantKey
 from tenant_middleware.sources._hosts import raw_header, remember
 from tenant_middleware.sources.header import TOKEN_CHARS, identifier_key
 from tenant_middleware.sources.jwks import (
@@ -18,16 +24,6 @@ from tenant_middleware.sources.jwks import (
     load_public_key,
     load_secret,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-
-    import httpx
-    from jwt.algorithms import AllowedPublicKeys
-    from jwt.types import Options
-
-    from tenant_middleware._types import Scope
-    from tenant_middleware.models import TenantKey
 
 CACHE_SIZE = 4096
 NO_EXP_TTL = 60.0  # how long a token without `exp` is trusted before it is verified again

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from tenant_middleware._types import Scope
 from tenant_middleware.errors import ConfigError
+from tenant_middleware.models import TenantKey
 from tenant_middleware.sources._hosts import remember
 from tenant_middleware.sources.header import MAX_IDENTIFIER, explicit_key
-
-if TYPE_CHECKING:
-    from tenant_middleware._types import Scope
-    from tenant_middleware.models import TenantKey
 
 
 def check_prefix(prefix: str, *, setting: str = "prefix") -> str:

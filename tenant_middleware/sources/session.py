@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from tenant_middleware._types import Scope
 from tenant_middleware.errors import ConfigError, TenantNotFound
+from tenant_middleware.models import TenantKey
 from tenant_middleware.sources.header import explicit_key
-
-if TYPE_CHECKING:
-    from tenant_middleware._types import Scope
-    from tenant_middleware.models import TenantKey
 
 
 def check_session_key(key: str, *, setting: str = "key") -> str:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.models import TenantKey
 from tenant_middleware.sources._hosts import HostSource
 from tenant_middleware.validation import normalize_slug
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
 
 
 class SubdomainSource(HostSource):

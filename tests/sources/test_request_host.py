@@ -1,10 +1,29 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from tenant_middleware.errors import ConfigError
-from tenant_middleware.sources import _hosts
-from tenant_middleware.sources._hosts import TrustedProxies, raw_header, remember, request_host
+from tenant_middleware.models import TenantKey
+from tenant_middleware.sources import SubdomainSource, _hosts
+from tenant_middleware.sources._hosts import (
+    TrustedProxies,
+    parse_host,
+    raw_header,
+    raw_host,
+    remember,
+)
+
+if TYPE_CHECKING:
+    from tenant_middleware._types import Scope
+
+
+def request_host(scope: Scope, proxies: TrustedProxies) -> str | None:
+    """The normalised host the host sources see: raw (proxies honoured), then parsed."""
+    raw = raw_host(scope, proxies)
+    return None if raw is None else parse_host(raw)
+
 
 PROXY = ("10.1.2.3", 5000)
 NO_PROXIES = TrustedProxies()
@@ -122,17 +141,20 @@ def test_raw_header_returns_the_first_value_as_bytes():
     assert raw_header({}, b"host") is None
 
 
-def test_host_memo_is_bounded(make_scope):
+async def test_a_host_source_memo_is_bounded(make_scope):
+    source = SubdomainSource(base_domains=("example.com",))
     for n in range(_hosts.CACHE_SIZE + 50):
-        assert request_host(make_scope(f"h{n}.example.com"), NO_PROXIES) == f"h{n}.example.com"
-    assert len(_hosts._HOSTS) == _hosts.CACHE_SIZE
-    assert b"h0.example.com" not in _hosts._HOSTS  # the oldest entries went first
+        key = await source.identify(make_scope(f"h{n}.example.com"))
+        assert key == TenantKey("slug", f"h{n}")
+    assert len(source._memo) == _hosts.CACHE_SIZE
+    assert b"h0.example.com" not in source._memo  # the oldest entries went first
 
 
-def test_overlong_raw_hosts_are_not_memoised(make_scope):
+async def test_overlong_raw_hosts_are_not_memoised(make_scope):
+    source = SubdomainSource(base_domains=("example.com",))
     raw = b"a" * 2000 + b".example.com"
-    assert request_host(make_scope(raw), NO_PROXIES) is None
-    assert raw not in _hosts._HOSTS
+    assert await source.identify(make_scope(raw)) is None
+    assert raw not in source._memo
 
 
 def test_remember_drops_the_oldest_entry():
