@@ -1,6 +1,6 @@
 """Remote control APIs that provision tenant databases: the Turso Platform API."""
 
-from tenant_middleware.platform._retry import Backoff
+from tenant_middleware._retry import Backoff
 from tenant_middleware.platform._turso_records import (
     Authorization,
     CreatedDatabase,

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from tenant_middleware._retry import error_text
+
 
 def json_object(response: httpx.Response) -> dict[str, Any]:
     """The JSON object in the body; empty if the body is not one."""
@@ -21,6 +23,6 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 def error_field(response: httpx.Response) -> str | None:
-    """The body's `error` text, None without one."""
-    error = json_object(response).get("error")
-    return error if isinstance(error, str) else None
+    """The body's error text, None without one."""
+    message, _ = error_text(json_object(response))
+    return message

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from tenant_middleware._retry import Backoff, parse_retry_after
 from tenant_middleware.errors import (
     PlatformBadRequest,
     PlatformConflict,
@@ -31,7 +32,6 @@ from tenant_middleware.errors import (
     PlatformUnavailable,
 )
 from tenant_middleware.platform._answers import error_field
-from tenant_middleware.platform._retry import Backoff, parse_retry_after
 
 logger = logging.getLogger("tenant_middleware.platform.turso")
 

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from tenant_middleware._retry import Backoff
 from tenant_middleware.errors import (
     ConfigError,
     InvalidIdentifier,
@@ -32,7 +33,6 @@ from tenant_middleware.errors import (
     PlatformNotFound,
 )
 from tenant_middleware.platform import _turso_records as records
-from tenant_middleware.platform._retry import Backoff
 from tenant_middleware.platform._turso_http import Clock, Jitter, PlatformHTTP, Sleep
 from tenant_middleware.platform._turso_records import (
     Authorization,

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
 import pytest
 
-from tenant_middleware.db._hrana.connection import RetryPolicy
+from tenant_middleware._retry import Backoff
+from tenant_middleware.db._hrana.answers import retry_after
+from tenant_middleware.db._hrana.client import jitter
 from tenant_middleware.db._hrana.url import parse
+from tenant_middleware.db._http.transport import HttpResponse
 from tenant_middleware.errors import ConfigError
 
 
@@ -96,17 +102,28 @@ def test_unusable_connect_to_is_a_config_error(connect_to: str) -> None:
 
 
 def test_retry_delays_grow_with_jitter_up_to_the_bound() -> None:
-    policy = RetryPolicy(base_delay=0.1, max_delay=0.4)
+    policy = Backoff(base=0.1, cap=0.4, max_retry_after=0.4)
     for attempt, bound in [(0, 0.1), (1, 0.2), (2, 0.4), (3, 0.4), (5000, 0.4)]:
-        delays = [policy.delay(attempt) for _ in range(50)]
+        delays = [policy.delay(attempt, jitter()) for _ in range(50)]
         assert all(bound / 2 <= d <= bound for d in delays)
         assert len(set(delays)) > 1
-    assert policy.delay(0, retry_after=0.3) >= 0.3
+    assert policy.delay(0, jitter(), retry_after=0.3) == 0.3
+    assert policy.allows(0, retry_after=0.4)
+    assert not policy.allows(0, retry_after=0.5)
+    assert not Backoff(attempts=2).allows(1)
 
 
-@pytest.mark.parametrize(
-    "options", [{"attempts": 0}, {"base_delay": -1.0}, {"base_delay": 2.0, "max_delay": 1.0}]
-)
+@pytest.mark.parametrize("options", [{"attempts": 0}, {"base": -1.0}, {"base": 2.0, "cap": 1.0}])
 def test_retry_policies_are_validated(options: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="must"):
-        RetryPolicy(**options)  # type: ignore[arg-type]
+        Backoff(**options)  # type: ignore[arg-type]
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    answer = HttpResponse(429, {"retry-after": "2.5"}, b"")
+    assert retry_after(answer) == 2.5
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    dated = retry_after(HttpResponse(429, {"retry-after": later}, b""))
+    assert dated is not None
+    assert 25 <= dated <= 31
+    assert retry_after(HttpResponse(429, {}, b"")) is None

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection, RetryPolicy
+from tenant_middleware._retry import Backoff
+from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import (
     DatabaseAuthError,
     DatabaseBusy,
@@ -20,7 +21,7 @@ from tests.remote.conftest import OpenRemote, new_namespace_name, run_in
 from tests.remote.transports import Recording, Scripted, answer
 from tests.sqld import SqldServer, free_port, running_sqld
 
-FAST = RetryPolicy(attempts=30, base_delay=0.01, max_delay=0.05)
+FAST = Backoff(attempts=30, base=0.01, cap=0.05, max_retry_after=0.05)
 OVERLOADED = {"error": "Too many concurrent requests"}
 
 
@@ -29,7 +30,9 @@ async def test_429_is_retried_after_retry_after(open_remote: OpenRemote) -> None
         answer(429, OVERLOADED, {"Retry-After": "1"}),
         answer(429, {"error": "Timed out while opening database connection"}),
     )
-    async with HranaClient(transport=transport, retry=RetryPolicy(max_delay=2.0)) as client:
+    async with HranaClient(
+        transport=transport, retry=Backoff(cap=2.0, max_retry_after=2.0, attempts=8)
+    ) as client:
         conn = await open_remote(client_=client)
         started = time.monotonic()
         assert (await conn.execute("SELECT 1")).scalar() == 1
@@ -39,7 +42,7 @@ async def test_429_is_retried_after_retry_after(open_remote: OpenRemote) -> None
 
 async def test_429_retries_are_bounded(open_remote: OpenRemote) -> None:
     transport = Scripted(*[answer(429, OVERLOADED)] * 5)
-    policy = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.002)
+    policy = Backoff(attempts=3, base=0.001, cap=0.002, max_retry_after=0.002)
     async with HranaClient(transport=transport, retry=policy) as client:
         conn = await open_remote(client_=client)
         with pytest.raises(DatabaseBusy, match="429 after 3 attempts"):
@@ -55,7 +58,7 @@ async def test_503_is_retried_like_429_and_bounded(open_remote: OpenRemote) -> N
         assert (await conn.execute("SELECT 1")).scalar() == 1
         assert len(transport.requests) == 3
         transport.answers.extend([answer(503, unavailable)] * 3)
-        policy = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.002)
+        policy = Backoff(attempts=3, base=0.001, cap=0.002, max_retry_after=0.002)
         async with HranaClient(transport=transport, retry=policy) as strict:
             conn = await open_remote(client_=strict)
             with pytest.raises(DatabaseError, match="HTTP 503 after 3 attempts"):

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from starlette.routing import Route
 
+from tenant_middleware._retry import parse_retry_after
 from tenant_middleware.errors import (
     PlatformBadRequest,
     PlatformConflict,
@@ -24,7 +25,6 @@ from tenant_middleware.errors import (
     PlatformUnavailable,
 )
 from tenant_middleware.platform import Backoff, TursoClient
-from tenant_middleware.platform._retry import parse_retry_after
 from tests.turso.conftest import API_TOKEN, MakeClient, Sleeps
 from tests.turso_emulator import ORG, TursoEmulator, _resolve, operation
 

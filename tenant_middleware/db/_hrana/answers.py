@@ -6,9 +6,10 @@ message taken from an answer is bounded and has the token scrubbed out of it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
 from typing import TYPE_CHECKING
 
+from tenant_middleware._retry import error_text, parse_retry_after
 from tenant_middleware.errors import (
     DatabaseAuthError,
     DatabaseBusy,
@@ -43,13 +44,8 @@ def decode(endpoint: Endpoint, response: HttpResponse) -> Json:
 
 
 def retry_after(response: HttpResponse) -> float | None:
-    """The seconds `Retry-After` asks for, None without a number there."""
-    value = response.headers.get("retry-after", "")
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # absent, or an HTTP date: fall back to our own backoff
-    return max(seconds, 0.0)
+    """The seconds `Retry-After` asks for (a number or an HTTP date), None without one."""
+    return parse_retry_after(response.headers.get("retry-after"), now=time.time())
 
 
 def http_error(
@@ -83,10 +79,8 @@ def _server_error(response: HttpResponse) -> tuple[str, str | None]:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, Mapping):
-        message = body.get("error") or body.get("message")
-        code = body.get("code")
-        if isinstance(message, str) and message:
-            return message[:_MAX_MESSAGE], code if isinstance(code, str) else None
+    message, code = error_text(body)
+    if message is not None:
+        return message[:_MAX_MESSAGE], code
     text = response.text.strip()
     return (text[:_MAX_MESSAGE] or response.reason or "no detail"), None

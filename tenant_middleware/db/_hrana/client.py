@@ -8,7 +8,7 @@ that every `RemoteConnection` of a backend shares. A pipeline request:
 - on 401, asks the token provider for a new token and tries once more;
 - on 429 (sqld: "Too many concurrent requests", or `DbCreateTimeout` when no database
   connection frees up in time) or 503 (unavailable) for a request that opens a new stream,
-  backs off with jitter (honouring `Retry-After`) and tries again, `RetryPolicy.attempts`
+  backs off with jitter (honouring `Retry-After`) and tries again, `Backoff.attempts`
   times at most. Such a request ran nothing; a request on an open stream is never repeated,
   since it may have run;
 - turns HTTP failures into `DatabaseError` subclasses. The token goes only into the
@@ -23,11 +23,11 @@ import random
 import ssl
 import urllib.request
 import weakref
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 
+from tenant_middleware._retry import Backoff
 from tenant_middleware.db._hrana.answers import (
     TOO_MANY_REQUESTS,
     UNAUTHORIZED,
@@ -61,29 +61,14 @@ _OK = 200
 _NOT_RUN = frozenset({TOO_MANY_REQUESTS, 503})
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class RetryPolicy:
-    """Backoff for an overloaded server (429) and for a busy database.
+# Backoff for an overloaded server (429) and for a busy database: waits from 20 ms doubling to
+# 1 s, each between half and all of that bound; a `Retry-After` over a second ends the retries.
+DEFAULT_BACKOFF = Backoff(base=0.02, cap=1.0, max_retry_after=1.0, attempts=8)
 
-    Waits grow from `base_delay`, doubling, to `max_delay`, each drawn between half and all of
-    that bound. A `Retry-After` longer than `max_delay` ends the retries at once.
-    """
 
-    attempts: int = 8
-    base_delay: float = 0.02
-    max_delay: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        if not 0 <= self.base_delay <= self.max_delay:
-            raise ValueError("delays must satisfy 0 <= base_delay <= max_delay")
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number `attempt` (0 for the first retry)."""
-        bound = min(self.max_delay, self.base_delay * 2 ** min(attempt, 32))
-        wait = _jitter.uniform(bound / 2, bound)
-        return wait if retry_after is None else max(wait, retry_after)
+def jitter() -> float:
+    """A share of the bound to wait: between half and all of it."""
+    return _jitter.uniform(0.5, 1.0)
 
 
 class HranaClient:
@@ -110,7 +95,7 @@ class HranaClient:
         max_connections: int = 100,
         max_keepalive_connections: int = 20,
         max_in_flight: int = 16,
-        retry: RetryPolicy | None = None,
+        retry: Backoff | None = None,
         transport: Transport | None = None,
         verify: ssl.SSLContext | bool = True,
         trust_env: bool = True,
@@ -118,7 +103,7 @@ class HranaClient:
         if timeout <= 0 or max_in_flight < 1:
             raise ValueError("timeout must be positive and max_in_flight at least 1")
         self.timeout = timeout
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_BACKOFF
         self._max_in_flight = max_in_flight
         if transport is None:
             transport = _default_transport(
@@ -188,10 +173,8 @@ class HranaClient:
                     continue
             if status in _NOT_RUN and baton is None:
                 asked = retry_after(response)
-                if attempt + 1 < self.retry.attempts and (
-                    asked is None or asked <= self.retry.max_delay
-                ):
-                    await asyncio.sleep(self.retry.delay(attempt, asked))
+                if self.retry.allows(attempt, asked):
+                    await asyncio.sleep(self.retry.delay(attempt, jitter(), asked))
                     attempt += 1
                     continue
             raise http_error(endpoint, response, attempts=attempt + 1, token=token)

@@ -24,7 +24,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenant_middleware.db._hrana import protocol as proto
-from tenant_middleware.db._hrana.client import HranaClient, RetryPolicy
+from tenant_middleware.db._hrana.client import HranaClient, jitter
 from tenant_middleware.db._hrana.credentials import Credentials, TokenProvider
 from tenant_middleware.db._hrana.stream import Stream
 from tenant_middleware.db._hrana.url import parse
@@ -44,7 +44,6 @@ __all__ = [
     "HttpxTransport",
     "PooledTransport",
     "RemoteConnection",
-    "RetryPolicy",
     "TokenProvider",
     "Transport",
 ]
@@ -143,7 +142,7 @@ class RemoteConnection(TransactionalConnection):
             try:
                 return read(body["results"])
             except DatabaseBusy:
-                delay = self._client.retry.delay(attempt)
+                delay = self._client.retry.delay(attempt, jitter())
                 if loop.time() + delay > deadline:
                     raise
                 attempt += 1

@@ -22,7 +22,7 @@ from tenant_middleware.db._transactions import BATCH_SAVEPOINT
 from tenant_middleware.errors import DatabaseBusy, DatabaseError, DatabaseTransactionAborted
 
 if TYPE_CHECKING:
-    from tenant_middleware.db._hrana.client import HranaClient
+    from tenant_middleware.db._hrana.client import HranaClient, jitter
     from tenant_middleware.db._hrana.credentials import Credentials
     from tenant_middleware.db._hrana.protocol import Json
     from tenant_middleware.db._hrana.url import Endpoint
@@ -138,7 +138,7 @@ class Stream:
             busy = proto.error(failed)
             if not isinstance(busy, DatabaseBusy):
                 raise busy
-            delay = self._client.retry.delay(attempt)
+            delay = self._client.retry.delay(attempt, jitter())
             if loop.time() + delay > deadline:
                 raise busy
             await asyncio.sleep(delay)
