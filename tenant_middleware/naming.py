@@ -1,8 +1,11 @@
-"""The one place a tenant's database name and location are derived.
+"""The one place a tenant's database name and location are derived, and database URLs read.
 
-Routing, provisioning, migrations, the CLI and deletion all call `locate_database`, so they
+Routing, provisioning, migrations, the CLI and deletion all reach a tenant's database through
+its provisioner's `locate`, which calls `local_location` or `remote_location` here, so they
 can never disagree about which database belongs to a tenant. Names come from the tenant's UUID
-alone: nothing a request carries reaches a file path or a URL.
+alone (`database_name`): nothing a request carries reaches a file path or a URL. The remote
+URL schemes, base URLs and `host:port` settings are read here too, for the config and the
+backends alike.
 """
 
 from __future__ import annotations

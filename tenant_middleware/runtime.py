@@ -179,7 +179,7 @@ class Tenancy:
         async with self.pools.connection(tenant.id) as connection:
             yield connection
 
-    # -- tenants (`operations.tenants`) ---------------------------------------------------
+    # -- tenants (`operations.tenants`, `operations.domains`) ----------------------------
     async def provision(
         self,
         slug: str,
@@ -246,17 +246,17 @@ class Tenancy:
     async def add_domain(self, tenant_id_or_slug: str, domain: str) -> None:
         """Route requests for `domain` to the tenant (one tenant per domain)."""
         await self.start()
-        await self._parts.tenants.add_domain(tenant_id_or_slug, domain)
+        await self._parts.domains.add_domain(tenant_id_or_slug, domain)
 
     async def remove_domain(self, domain: str) -> None:
         """Stop routing `domain`; `TenantNotFound` when no tenant has it."""
         await self.start()
-        await self._parts.tenants.remove_domain(domain)
+        await self._parts.domains.remove_domain(domain)
 
     async def domains(self, tenant_id_or_slug: str) -> Sequence[str]:
         """The tenant's custom domains."""
         await self.start()
-        return await self._parts.tenants.domains(tenant_id_or_slug)
+        return await self._parts.domains.domains(tenant_id_or_slug)
 
     async def events(
         self, tenant_id_or_slug: str, *, limit: int = 100, latest: bool = False
@@ -264,7 +264,7 @@ class Tenancy:
         """The tenant's audit trail, oldest first: its first `limit` events, or with `latest`
         its last `limit`."""
         await self.start()
-        return await self._parts.tenants.events(tenant_id_or_slug, limit=limit, latest=latest)
+        return await self._parts.domains.events(tenant_id_or_slug, limit=limit, latest=latest)
 
     # -- schema (`operations.schema`) -----------------------------------------------------
     async def migrate(

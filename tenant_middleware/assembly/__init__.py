@@ -20,6 +20,7 @@ from tenant_middleware.cache import TenantCache
 from tenant_middleware.databases import TenantDatabases
 from tenant_middleware.hooks import Hooks
 from tenant_middleware.operations.credentials import CredentialOperations
+from tenant_middleware.operations.domains import DomainOperations
 from tenant_middleware.operations.schema import SchemaOperations
 from tenant_middleware.operations.tenants import TenantOperations
 from tenant_middleware.pool import PoolManager
@@ -52,6 +53,7 @@ class Components:
     resolver: Resolver
     hooks: Hooks
     tenants: TenantOperations
+    domains: DomainOperations
     schemas: SchemaOperations
     credentials: CredentialOperations
     apply_changes: ChangeApplier
@@ -134,6 +136,7 @@ def build(
         resolver=resolver,
         hooks=hooks,
         tenants=tenants,
+        domains=DomainOperations(registry=registry, cache=cache, tenants=tenants),
         schemas=SchemaOperations(
             registry=registry,
             provisioner=provisioner,

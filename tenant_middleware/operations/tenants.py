@@ -1,5 +1,4 @@
-"""Tenants as operators manage them: provision, find, list, suspend, archive, restore, delete,
-domains and the audit trail.
+"""Tenants as operators manage them: provision, find, list, suspend, archive, restore, delete.
 
 Every lifecycle transition is checked (`lifecycle.check_transition`), enforced on the database
 server first when the provisioner can (`block`: reads and writes blocked, delete protection on
@@ -22,7 +21,6 @@ from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.validation import (
     new_tenant_id,
     normalize_tenant_id,
-    require_domain,
     require_slug,
 )
 
@@ -34,7 +32,7 @@ if TYPE_CHECKING:
     from tenant_middleware.pool import PoolManager
     from tenant_middleware.provisioning import Provisioner
     from tenant_middleware.provisioning.workflow import ProvisioningWorkflow
-    from tenant_middleware.registry import Registry, TenantEvent
+    from tenant_middleware.registry import Registry
     from tenant_middleware.resolver import CacheKey
 
 logger = logging.getLogger("tenant_middleware")
@@ -264,31 +262,3 @@ class TenantOperations:
             reason=reason,
             protect=protect,
         )
-
-    async def add_domain(self, tenant_id_or_slug: str, domain: str) -> None:
-        """Route requests for `domain` to the tenant (one tenant per domain)."""
-        tenant = await self.get(tenant_id_or_slug)
-        await self._registry.add_domain(tenant.id, require_domain(domain))
-        self._cache.invalidate_negative()
-
-    async def remove_domain(self, domain: str) -> None:
-        """Stop routing `domain`; its tenant is unaffected otherwise. `TenantNotFound` when no
-        tenant has it (a typo must not pass for a removal)."""
-        domain = require_domain(domain)
-        tenant_id = await self._registry.remove_domain(domain)
-        if tenant_id is None:
-            raise TenantNotFound(f"no tenant has the domain {domain!r}")
-        self._cache.invalidate(tenant_id)
-
-    async def domains(self, tenant_id_or_slug: str) -> Sequence[str]:
-        """The tenant's custom domains."""
-        tenant = await self.get(tenant_id_or_slug)
-        return await self._registry.domains(tenant.id)
-
-    async def events(
-        self, tenant_id_or_slug: str, *, limit: int = 100, latest: bool = False
-    ) -> Sequence[TenantEvent]:
-        """The tenant's audit trail, oldest first: its first `limit` events, or with `latest`
-        its last `limit`."""
-        tenant = await self.get(tenant_id_or_slug)
-        return await self._registry.events(tenant.id, limit=limit, latest=latest)
