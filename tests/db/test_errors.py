@@ -86,8 +86,7 @@ async def test_a_file_that_is_not_a_database_raises_corrupt(tmp_path: Path) -> N
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not a database, just some text padded out " * 200)
     with pytest.raises(DatabaseCorrupt) as info:
-        conn = await SQLiteConnection.open(path)
-        await conn.close()
+        await SQLiteConnection.open(path)
     assert info.value.sqlite_name == "SQLITE_NOTADB"
 
 
