@@ -19,17 +19,17 @@ import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy.util.concurrency import await_only
 
 from tenant_middleware.context import tenant_db
+from tenant_middleware.db.protocol import Executor
 from tenant_middleware.errors import DatabaseError as _LibraryError
 from tenant_middleware.sqlalchemy import dbapi
 
 if TYPE_CHECKING:
-    from tenant_middleware.db.protocol import Executor, Params, ResultSet, Statement, Value
-    from tenant_middleware.pool.lease import PooledConnection
+    from tenant_middleware.db.protocol import Params, ResultSet, Statement, Value
 
 T = TypeVar("T")
 log = logging.getLogger("tenant_middleware.sqlalchemy")
@@ -38,11 +38,24 @@ LEVELS = ("AUTOCOMMIT", "DEFERRED", "IMMEDIATE")
 DEFAULT_LEVEL = "IMMEDIATE"
 
 
+class LeasedConnection(Executor, Protocol):
+    """What the dialect runs statements on: a `PooledConnection`, or the like."""
+
+    @property
+    def tenant_id(self) -> str:
+        """The tenant whose database it is."""
+        ...
+
+    def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[Executor]:
+        """Open a transaction (a write one behind the tenant's writer gate)."""
+        ...
+
+
 @dataclass(slots=True)
 class Leased:
     """What an async creator returns: a leased connection and how to give it back."""
 
-    connection: PooledConnection
+    connection: LeasedConnection
     release: Callable[[], Awaitable[None]]
 
 
