@@ -29,10 +29,10 @@ from tenant_middleware.models import TenantContext
 from tenant_middleware.pool import PooledConnection
 
 if TYPE_CHECKING:
-    from tenant_middleware.integrations._sessions import (  # noqa: F401 -- lazy re-exports
-        TenantReadSession,
-        TenantSession,
+    from tenant_middleware.integrations._sessions import (
+        TenantReadSession as TenantReadSession,
     )
+    from tenant_middleware.integrations._sessions import TenantSession as TenantSession
 
 # Loaded on first use, so apps without the `sqlalchemy` extra never import SQLAlchemy.
 _SESSIONS = frozenset({"TenantSession", "TenantReadSession"})
