@@ -88,6 +88,13 @@ def orm_app(tenancy: Tenancy, *, hold: asyncio.Event | None = None) -> FastAPI:
         await session.execute(update(Counter).where(Counter.id == 1).values(value=value + 1))
         return {"wrote": value + 1}
 
+    @app.post("/discard")
+    async def discard(name: str, session: TenantSession) -> dict[str, bool]:
+        session.add(Project(name=name))
+        await session.flush()
+        await session.rollback()  # the handler chooses: nothing of it is committed
+        return {"discarded": True}
+
     @app.post("/fail")
     async def fail(name: str, session: TenantSession) -> None:
         session.add(Project(name=name))

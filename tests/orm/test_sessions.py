@@ -7,10 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
-from tenant_middleware import Tenancy
+from tenant_middleware import Tenancy, TenancyMiddleware
+from tenant_middleware.integrations.starlette import request_session
 from tests.conftest import client_for
 from tests.orm.conftest import orm_app
+from tests.orm.models import Project
 
 Factory = Callable[..., Tenancy]
 
@@ -27,8 +35,9 @@ async def test_orm_crud_stays_in_each_tenants_database(
         assert (await g.post("/projects", params={"name": "zeus", "tasks": 3})).status_code == 200
         assert (await a.get("/projects")).json() == [{"name": "apollo", "tasks": ["t0", "t1"]}]
         assert (await g.get("/projects")).json() == [{"name": "zeus", "tasks": ["t0", "t1", "t2"]}]
-        # A handler that raises after flushing rolls its session back.
+        # A handler that raises after flushing rolls its session back; one may roll back itself.
         assert (await a.post("/fail", params={"name": "ghost"})).status_code == 422
+        assert (await a.post("/discard", params={"name": "ghost2"})).json() == {"discarded": True}
     for tenant, names, tasks in ((acme, ["apollo"], 2), (globex, ["zeus"], 3)):
         db = await direct_db(tenancy, tenant)
         assert [r[0] for r in (await db.execute("SELECT name FROM projects")).rows] == names
@@ -100,3 +109,26 @@ async def test_an_unknown_tenant_never_reaches_a_session(make_orm_tenancy: Facto
         response: httpx.Response = await client.get("/projects")
     assert response.status_code == 404
     assert tenancy.stats().pools.acquisitions == 0
+
+
+async def test_starlette_handlers_get_a_session_from_the_request(
+    make_orm_tenancy: Factory, direct_db: Any
+) -> None:
+    async def add(request: Request) -> JSONResponse:
+        async with request_session(request) as session:
+            session.add(Project(name=request.query_params["name"]))
+        async with request_session(request, read_only=True) as session:
+            names = (await session.execute(select(Project.name))).scalars().all()
+        return JSONResponse(list(names))
+
+    tenancy = make_orm_tenancy()
+    await tenancy.start()
+    acme = await tenancy.provision("acme")
+    app = Starlette(
+        routes=[Route("/add", add, methods=["POST"])],
+        middleware=[Middleware(TenancyMiddleware, tenancy=tenancy)],
+    )
+    async with client_for(app, "acme.example.com") as client:
+        assert (await client.post("/add", params={"name": "hermes"})).json() == ["hermes"]
+    db = await direct_db(tenancy, acme)
+    assert (await db.execute("SELECT name FROM projects")).rows == [("hermes",)]
