@@ -25,6 +25,7 @@ from sqlalchemy.util.concurrency import await_only
 
 from tenant_middleware.context import tenant_db
 from tenant_middleware.db.protocol import Executor
+from tenant_middleware.errors import DatabaseBlocked
 from tenant_middleware.errors import DatabaseError as _LibraryError
 from tenant_middleware.sqlalchemy import dbapi
 
@@ -184,6 +185,10 @@ def _released(task: asyncio.Task[None]) -> None:
 def _run(awaitable: Awaitable[T]) -> T:
     try:
         return await_only(awaitable)
+    except DatabaseBlocked:
+        # The server refuses the tenant (suspended meanwhile): not a driver error. SQLAlchemy
+        # passes it through unwrapped, and the middleware answers as the contract says.
+        raise
     except _LibraryError as exc:
         raise dbapi.translate(exc) from exc
 

@@ -16,9 +16,10 @@ from starlette.routing import Route
 
 from tenant_middleware import Tenancy, TenancyMiddleware
 from tenant_middleware.integrations.starlette import request_session
+from tenant_middleware.registry import MemoryRegistry
 from tests.conftest import client_for
 from tests.orm.conftest import orm_app
-from tests.orm.models import Project
+from tests.orm.models import ORM_PACKAGE, Project
 
 Factory = Callable[..., Tenancy]
 
@@ -132,3 +133,36 @@ async def test_starlette_handlers_get_a_session_from_the_request(
         assert (await client.post("/add", params={"name": "hermes"})).json() == ["hermes"]
     db = await direct_db(tenancy, acme)
     assert (await db.execute("SELECT name FROM projects")).rows == [("hermes",)]
+
+
+async def test_a_tenant_suspended_by_another_process_is_refused_mid_session(
+    make_sqld_tenancy: Factory,
+) -> None:
+    registry = MemoryRegistry()
+    serving = make_sqld_tenancy(registry, packages=(ORM_PACKAGE,), cache_sync_interval=60.0)
+    operator = make_sqld_tenancy(registry, packages=(ORM_PACKAGE,))
+    await serving.start()
+    await operator.start()
+    await operator.provision("acme")
+    async with client_for(orm_app(serving), "acme.example.com") as client:
+        assert (await client.get("/projects")).status_code == 200
+        await operator.suspend("acme")  # the server blocks it; `serving` still caches it active
+        response = await client.post("/projects", params={"name": "late"})
+    assert response.status_code == 403
+    assert response.json()["code"] == "tenant_suspended"
+    assert serving.stats().pools.in_use == 0
+
+
+async def test_a_saturated_pool_answers_503_on_the_session_path(make_tenancy: Any) -> None:
+    tenancy = make_tenancy(
+        packages=(ORM_PACKAGE,), pool_max_connections_per_tenant=1, pool_acquire_timeout=0.2
+    )
+    await tenancy.start()
+    acme = await tenancy.provision("acme")
+    async with client_for(orm_app(tenancy), "acme.example.com") as client:
+        async with tenancy.connect(acme):  # the tenant's only connection, held elsewhere
+            response = await client.get("/projects")
+        assert response.status_code == 503
+        assert response.json()["code"] == "tenant_unavailable"
+        assert "retry-after" in response.headers
+        assert (await client.get("/projects")).status_code == 200
