@@ -27,7 +27,7 @@ from tenant_middleware.context import tenant_db
 from tenant_middleware.db.protocol import Executor
 from tenant_middleware.errors import DatabaseBlocked
 from tenant_middleware.errors import DatabaseError as _LibraryError
-from tenant_middleware.sqlalchemy import dbapi
+from tenant_middleware.sqlalchemy._errors import translate
 
 if TYPE_CHECKING:
     from tenant_middleware.db.protocol import Params, ResultSet, Statement, Value
@@ -190,7 +190,7 @@ def _run(awaitable: Awaitable[T]) -> T:
         # passes it through unwrapped, and the middleware answers as the contract says.
         raise
     except _LibraryError as exc:
-        raise dbapi.translate(exc) from exc
+        raise translate(exc) from exc
 
 
 class DBAPIConnection:
