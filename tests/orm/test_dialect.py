@@ -106,6 +106,13 @@ async def test_savepoints_executemany_and_returning(make_orm_tenancy: Factory) -
             insert(Task).values(project_id=project.id, title="ret").returning(Task.id, Task.title)
         )
         assert returned.one().title == "ret"
+        connection = await session.connection()
+        plain = await connection.execute(
+            Task.__table__.insert().values(project_id=project.id, title="plain")
+        )
+        assert plain.lastrowid == plain.inserted_primary_key[0]
+        assert plain.rowcount == 1
+        await connection.execute(Task.__table__.delete().where(Task.id == plain.lastrowid))
         titles = (await session.execute(select(Task.title).order_by(Task.id))).scalars().all()
     assert titles == ["kept", "bulk0", "bulk1", "bulk2", "bulk3", "bulk4", "ret"]
 
