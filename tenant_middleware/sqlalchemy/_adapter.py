@@ -81,9 +81,7 @@ class _Rollback(Exception):
 # The write transactions each task has open, by tenant: a second one in the same task on
 # another connection would wait for the first forever (the writer gate lets the task in,
 # SQLite's write lock does not), so it is refused at once.
-_writers: weakref.WeakKeyDictionary[asyncio.Task[Any], dict[str, _Lease]] = (
-    weakref.WeakKeyDictionary()
-)
+_writers: weakref.WeakKeyDictionary[asyncio.Task[Any], set[str]] = weakref.WeakKeyDictionary()
 # Tasks returning the leases of dropped connections; kept so they are not collected midway.
 _releasing: set[asyncio.Task[None]] = set()
 
@@ -106,13 +104,13 @@ class _Lease:
         if write:
             task = asyncio.current_task()
             if task is not None:
-                held = _writers.setdefault(task, {})
+                held = _writers.setdefault(task, set())
                 if tenant_id in held:
                     raise _LibraryError(
                         "this task already has a write transaction open on another connection "
                         "to this tenant's database; finish it (or use one session) first"
                     )
-                held[tenant_id] = self
+                held.add(tenant_id)
                 self._writer_task = task
         tx = self.leased.connection.transaction(write=write)
         try:
@@ -126,7 +124,7 @@ class _Lease:
     def _forget_writer(self) -> None:
         task, self._writer_task = self._writer_task, None
         if task is not None:
-            _writers.get(task, {}).pop(self.leased.connection.tenant_id, None)
+            _writers.get(task, set()).discard(self.leased.connection.tenant_id)
 
     async def execute(self, sql: str, params: Params, level: str) -> ResultSet:
         target: Executor | None = self.executor
