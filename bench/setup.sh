@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 [ -x bench/.venv/bin/python ] || "$PYTHON" -m venv bench/.venv
 bench/.venv/bin/pip install --quiet --upgrade pip
-bench/.venv/bin/pip install --quiet -e . \
+bench/.venv/bin/pip install --quiet -e ".[sqlalchemy]" \
     fastapi-tenancy==0.5.0 starlette-context==0.5.1 aiosqlite \
     "uvicorn>=0.30" uvloop httptools "httpx>=0.28" pyinstrument py-spy
 if ! command -v wrk >/dev/null 2>&1; then

@@ -1,5 +1,8 @@
 """The example app: a multi-tenant notes service on FastAPI, on local files with no settings.
 
+Notes are SQLAlchemy models (`models.py`) whose tables Alembic revisions create
+(`migrations/`); handlers take a `TenantSession` on the request's tenant database.
+
 Run it with `make example`, then (``*.localhost`` may not resolve everywhere, so the ``Host``
 header is set by hand)::
 
@@ -24,7 +27,9 @@ from typing import Annotated, Any
 import jwt
 from fastapi import FastAPI, Form, HTTPException, WebSocket
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import delete, select
 
+from example_app.models import Note
 from example_app.pages import home_page, landing_page
 from tenant_middleware import (
     DuplicateTenant,
@@ -34,11 +39,16 @@ from tenant_middleware import (
     TenancyMiddleware,
     current_tenant,
 )
-from tenant_middleware.integrations.fastapi import CurrentTenant, OptionalTenant, TenantDB
+from tenant_middleware.integrations.fastapi import (
+    CurrentTenant,
+    OptionalTenant,
+    TenantReadSession,
+    TenantSession,
+)
 from tenant_middleware.schema.package import SchemaPackage
 
 DEMO_TENANTS = {"acme": "Acme Corp", "globex": "Globex"}
-NOTES = SchemaPackage.from_directory("notes", Path(__file__).parent / "schema" / "notes")
+NOTES = SchemaPackage.from_alembic("notes", Path(__file__).parent / "migrations")
 TOKEN_LIFETIME = 3600
 
 
@@ -102,6 +112,7 @@ def create_app(tenancy: Tenancy | None = None, *, seed: bool = True) -> FastAPI:
     async def home(tenant: OptionalTenant) -> str:
         if tenant is None:
             return landing_page()
+        # The raw connection works beside the ORM: same pool, same lease rules.
         async with tenancy.connect(tenant) as db:
             rows = await db.execute("SELECT id, body FROM notes ORDER BY id DESC LIMIT 100")
         return home_page(tenant, [(int(str(i)), str(body)) for i, body in rows.rows])
@@ -123,28 +134,28 @@ def create_app(tenancy: Tenancy | None = None, *, seed: bool = True) -> FastAPI:
         return {"slug": tenant.slug, "name": tenant.name, "source": tenant.source}
 
     @app.get("/notes")
-    async def list_notes(db: TenantDB) -> list[dict[str, Any]]:
-        rows = await db.execute("SELECT id, body, created_at FROM notes ORDER BY id")
-        return rows.mappings()
+    async def list_notes(session: TenantReadSession) -> list[dict[str, Any]]:
+        notes = await session.scalars(select(Note).order_by(Note.id))
+        return [note.as_dict() for note in notes]
 
     @app.post("/notes", status_code=201, response_model=None)
     async def add_note(
         body: Annotated[str, Form(min_length=1, max_length=2000)],
-        db: TenantDB,
+        session: TenantSession,
         tenant: CurrentTenant,
         redirect: Annotated[bool, Form()] = False,
     ) -> dict[str, Any] | RedirectResponse:
-        result = await db.execute(
-            "INSERT INTO notes (body, created_at) VALUES (?, ?)", (body, time.time())
-        )
+        note = Note(body=body, created_at=time.time())
+        session.add(note)
+        await session.flush()  # committed when the handler returns
         if redirect:  # the HTML form posts here and goes back to the page
             return RedirectResponse("./", status_code=303)
-        return {"id": result.last_insert_rowid, "body": body, "tenant": tenant.slug}
+        return {"id": note.id, "body": body, "tenant": tenant.slug}
 
     @app.delete("/notes/{note_id}", status_code=204)
-    async def delete_note(note_id: int, db: TenantDB) -> None:
-        result = await db.execute("DELETE FROM notes WHERE id = ?", (note_id,))
-        if result.rows_affected == 0:
+    async def delete_note(note_id: int, session: TenantSession) -> None:
+        deleted = await session.execute(delete(Note).where(Note.id == note_id).returning(Note.id))
+        if deleted.first() is None:
             raise HTTPException(404, "no such note")
 
     @app.websocket("/ws")

@@ -1,4 +1,5 @@
-"""FastAPI dependencies: `CurrentTenant`, `OptionalTenant`, `TenantDB` and plan guards.
+"""FastAPI dependencies: `CurrentTenant`, `OptionalTenant`, `TenantDB`, `TenantSession`,
+`TenantReadSession` and plan guards.
 
 ```python
 @app.get("/me")
@@ -9,8 +10,9 @@ async def me(tenant: CurrentTenant) -> dict[str, str]:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 try:
     from fastapi import Depends, HTTPException
@@ -26,6 +28,15 @@ from tenant_middleware.errors import TenantRequired
 from tenant_middleware.integrations.starlette import request_tenant, request_tenant_or_none
 from tenant_middleware.models import TenantContext
 from tenant_middleware.pool import PooledConnection
+
+if TYPE_CHECKING:
+    from tenant_middleware.integrations._sessions import (
+        TenantReadSession as TenantReadSession,
+    )
+    from tenant_middleware.integrations._sessions import TenantSession as TenantSession
+
+# Loaded on first use, so apps without the `sqlalchemy` extra never import SQLAlchemy.
+_SESSIONS = frozenset({"TenantSession", "TenantReadSession"})
 
 # The dependencies are `async def` although they do no I/O: FastAPI runs plain `def`
 # dependencies in its threadpool, which costs ~200 µs a request here.
@@ -76,3 +87,11 @@ async def _tenant_db() -> AsyncIterator[PooledConnection]:
 
 TenantDB = Annotated[PooledConnection, Depends(_tenant_db)]
 """A pooled connection to the request's tenant database, returned when the request ends."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _SESSIONS:
+        value: object = getattr(importlib.import_module(f"{__package__}._sessions"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,11 +1,17 @@
-"""Starlette helpers: the request's tenant from `request.state`."""
+"""Starlette helpers: the request's tenant from `request.state`, a session on its database."""
 
 from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
 from tenant_middleware.errors import NoTenantContext
 from tenant_middleware.models import TenantContext
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 _MISSING_MIDDLEWARE = (
     "request.state.tenant is not set: TenancyMiddleware must be installed to access the tenant"
@@ -27,3 +33,14 @@ def request_tenant(connection: HTTPConnection) -> TenantContext:
     if tenant is None:
         raise NoTenantContext("this request has no tenant (the app made tenants optional)")
     return tenant
+
+
+def request_session(
+    connection: HTTPConnection, *, read_only: bool = False
+) -> AbstractAsyncContextManager[AsyncSession]:
+    """A SQLAlchemy session on the request's tenant database: `async with request_session(
+    request) as session:`; committed when the block exits, rolled back if it raises."""
+    request_tenant(connection)  # refuse a request the middleware did not bind, by name
+    from tenant_middleware.sqlalchemy import tenant_session  # needs the `sqlalchemy` extra
+
+    return tenant_session(read_only=read_only)

@@ -26,7 +26,14 @@ TenancyError
 │   ├── DatabaseAuthError                 the database server refused the token (401, 403)
 │   ├── DatabaseBlocked                   the database server blocks reads or writes
 │   ├── DatabaseNotFound   (LookupError)  the database server has no such database
-│   └── DatabaseTransactionAborted        the server ended a transaction before its commit
+│   ├── DatabaseTransactionAborted        the server ended a transaction before its commit
+│   ├── ConstraintViolation               a constraint refused the statement (SQLITE_CONSTRAINT)
+│   │   ├── UniqueViolation               a UNIQUE or PRIMARY KEY constraint
+│   │   ├── ForeignKeyViolation           a FOREIGN KEY constraint
+│   │   ├── NotNullViolation              a NOT NULL constraint
+│   │   └── CheckViolation                a CHECK constraint
+│   ├── DatabaseReadOnly                  the database (or the connection) is read-only
+│   └── DatabaseCorrupt                   the file is corrupt or not a database
 ├── RegistryError                         the control plane rejected or failed an operation
 │   ├── DuplicateTenant    (ValueError)   slug or domain already taken
 │   └── InvalidTransition  (ValueError)   status change not allowed, or raced by another process
@@ -187,7 +194,19 @@ class PlatformTimeout(PlatformError, TimeoutError):
 
 
 class DatabaseError(TenancyError):
-    """A database call failed."""
+    """A database call failed.
+
+    `sqlite_code` and `sqlite_name` are SQLite's (extended, where the backend reports it)
+    result code and its name (`2067`, `"SQLITE_CONSTRAINT_UNIQUE"`), None when the failure
+    did not come from SQLite (a closed connection, a refused token).
+    """
+
+    def __init__(
+        self, message: str, *, sqlite_code: int | None = None, sqlite_name: str | None = None
+    ) -> None:
+        self.sqlite_code = sqlite_code
+        self.sqlite_name = sqlite_name
+        super().__init__(message)
 
 
 class DatabaseBusy(DatabaseError):
@@ -221,6 +240,38 @@ class DatabaseTransactionAborted(DatabaseError):
     A remote stream expires after a few idle seconds, and sqld rolls back a transaction that
     holds the write lock too long while others wait; run the transaction again.
     """
+
+
+class ConstraintViolation(DatabaseError):
+    """A constraint refused the statement; nothing of the statement was kept.
+
+    Subclasses name the constraint when the backend reports SQLite's extended code (local
+    files do; sqld 0.24 sends only `SQLITE_CONSTRAINT`, which raises this class itself).
+    """
+
+
+class UniqueViolation(ConstraintViolation):
+    """A UNIQUE or PRIMARY KEY constraint refused the statement."""
+
+
+class ForeignKeyViolation(ConstraintViolation):
+    """A FOREIGN KEY constraint refused the statement."""
+
+
+class NotNullViolation(ConstraintViolation):
+    """A NOT NULL constraint refused the statement."""
+
+
+class CheckViolation(ConstraintViolation):
+    """A CHECK constraint refused the statement."""
+
+
+class DatabaseReadOnly(DatabaseError):
+    """The database, or the connection to it, does not accept writes."""
+
+
+class DatabaseCorrupt(DatabaseError):
+    """The database file is corrupt or is not a database."""
 
 
 class RegistryError(TenancyError):

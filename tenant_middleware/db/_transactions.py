@@ -66,18 +66,22 @@ class TransactionalConnection(ABC):
                 return await run(*args, **kwargs)
         return await run(*args, **kwargs)
 
-    def transaction(self, *, write: bool = True) -> Transaction:
+    def transaction(self, *, write: bool = True, foreign_keys: bool = True) -> Transaction:
         """Open a transaction (`BEGIN IMMEDIATE` to write, `BEGIN DEFERRED` to read).
 
         Nested in the same task, it becomes a savepoint. Run its statements through the
         executor it yields; other tasks using this connection wait until it ends.
+        `foreign_keys=False` runs the outermost transaction without enforcing them.
         """
-        return Transaction(self, write)
+        return Transaction(self, write, foreign_keys)
 
     # -- what a backend supplies ------------------------------------------------------------
     @abstractmethod
-    async def _begin(self, write: bool) -> None:
-        """Begin the transaction; if this raises, no transaction may be left open."""
+    async def _begin(self, write: bool, foreign_keys: bool = True) -> None:
+        """Begin the transaction; if this raises, no transaction may be left open.
+
+        With `foreign_keys=False`, enforcement is off until the transaction ends.
+        """
 
     @abstractmethod
     async def _finish(self, commit: bool) -> None:
@@ -106,11 +110,12 @@ class TransactionalConnection(ABC):
 class Transaction:
     """The async context manager `transaction()` returns."""
 
-    __slots__ = ("_conn", "_executor", "_savepoint", "_write")
+    __slots__ = ("_conn", "_executor", "_foreign_keys", "_savepoint", "_write")
 
-    def __init__(self, conn: TransactionalConnection, write: bool) -> None:
+    def __init__(self, conn: TransactionalConnection, write: bool, foreign_keys: bool) -> None:
         self._conn = conn
         self._write = write
+        self._foreign_keys = foreign_keys
         self._savepoint: str | None = None
         self._executor: TransactionExecutor | None = None
 
@@ -130,7 +135,7 @@ class Transaction:
             conn._owner = asyncio.current_task()
             try:
                 conn._check_open()  # it may have closed while we waited for the lock
-                await conn._begin(self._write)
+                await conn._begin(self._write, self._foreign_keys)
             except BaseException:
                 self._unlock()
                 raise

@@ -59,11 +59,15 @@ class Connection(Executor, Protocol):
         """Whether `close()` has run."""
         ...
 
-    def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[Executor]:
+    def transaction(
+        self, *, write: bool = True, foreign_keys: bool = True
+    ) -> AbstractAsyncContextManager[Executor]:
         """Open a transaction: committed when the block exits, rolled back if it raises.
 
         Write transactions take the write lock up front (`BEGIN IMMEDIATE`), so a
-        read-then-write never fails half-way with a busy snapshot.
+        read-then-write never fails half-way with a busy snapshot. `foreign_keys=False`
+        turns enforcement off for the transaction (`PRAGMA foreign_keys = OFF` before its
+        `BEGIN`: SQLite ignores it inside one), as table rebuilds need.
         """
         ...
 

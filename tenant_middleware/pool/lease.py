@@ -81,14 +81,19 @@ class PooledConnection:
             return await connection.batch(statements)
 
     @asynccontextmanager
-    async def transaction(self, *, write: bool = True) -> AsyncIterator[Executor]:
+    async def transaction(
+        self, *, write: bool = True, foreign_keys: bool = True
+    ) -> AsyncIterator[Executor]:
         """Open a transaction; write transactions of a tenant run one at a time."""
         connection = self._live()
         if not write:
-            async with connection.transaction(write=False) as executor:
-                yield executor
+            async with connection.transaction(write=False, foreign_keys=foreign_keys) as tx:
+                yield tx
             return
-        async with self._write_gate.hold(), connection.transaction(write=True) as executor:
+        async with (
+            self._write_gate.hold(),
+            connection.transaction(write=True, foreign_keys=foreign_keys) as executor,
+        ):
             yield executor
 
     async def close(self) -> None:

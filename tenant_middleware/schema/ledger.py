@@ -83,7 +83,8 @@ async def upgrade(
     """Apply every pending migration, each in its own write transaction; return those applied."""
     done: list[PendingMigration] = []
     for step in await pending_migrations(conn, packages):
-        async with conn.transaction(write=True) as tx:
+        foreign_keys = step.migration.foreign_keys
+        async with conn.transaction(write=True, foreign_keys=foreign_keys) as tx:
             await tx.execute(_CREATE_LEDGER)
             key = (step.package.name, step.migration.version)
             again = await tx.execute(
@@ -97,6 +98,14 @@ async def upgrade(
                 raise
             except Exception as exc:
                 raise ProvisioningError(f"{step} ({step.migration.name}) failed: {exc}") from exc
+            if not foreign_keys:
+                # Unenforced while it ran: refuse to commit rows that now point nowhere.
+                broken = await tx.execute("PRAGMA foreign_key_check")
+                if broken.rows:
+                    raise ProvisioningError(
+                        f"{step} ({step.migration.name}) left {len(broken.rows)} rows "
+                        "violating foreign keys; rolled back"
+                    )
             await tx.execute(
                 "INSERT INTO _tenancy_schema (package, version, name, checksum, applied_at) "
                 "VALUES (?, ?, ?, ?, ?)",

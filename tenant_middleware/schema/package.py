@@ -67,7 +67,8 @@ class Migration:
     """One step of a package: SQL statements, or an async function given an executor.
 
     A function's checksum is its `checksum` argument (bump it when the function changes); a
-    SQL migration's checksum is the SHA-256 of its text.
+    SQL migration's checksum is the SHA-256 of its text. `foreign_keys=False` runs it with
+    foreign keys unenforced (table rebuilds), then checks them before it commits.
     """
 
     version: int
@@ -75,6 +76,7 @@ class Migration:
     sql: str = ""
     function: MigrationFunction | None = None
     checksum: str = ""
+    foreign_keys: bool = True
     statements: tuple[str, ...] = field(init=False, repr=False, default=())
 
     def __post_init__(self) -> None:
@@ -122,6 +124,16 @@ class SchemaPackage:
     def head(self) -> int:
         """The newest version (0 for a package without migrations)."""
         return self.migrations[-1].version if self.migrations else 0
+
+    @classmethod
+    def from_alembic(
+        cls, name: str, script_location: str | Path, *, optional: bool = False
+    ) -> SchemaPackage:
+        """Load an Alembic script directory (linear history) as a package, a revision a
+        version; needs the `alembic` extra. See `tenant_middleware.schema.alembic`."""
+        from tenant_middleware.schema.alembic import alembic_migrations
+
+        return cls(name, alembic_migrations(script_location), optional=optional)
 
     @classmethod
     def from_directory(

@@ -162,14 +162,16 @@ class RemoteConnection(TransactionalConnection):
                 await self._client.aclose()
 
     # -- transactions (the rules are in `_transactions`) ----------------------------------
-    async def _begin(self, write: bool) -> None:
-        # No request yet: the BEGIN rides with the transaction's first statement.
+    async def _begin(self, write: bool, foreign_keys: bool = True) -> None:
+        # No request yet: the BEGIN rides with the transaction's first statement. The pragma
+        # goes before it on the same stream; the next stream enforces foreign keys again.
         self._stream = Stream(
             self._client,
             self._endpoint,
             self._credentials,
             begin=begin_statement(write),
             busy_timeout=self._busy_timeout,
+            before=() if foreign_keys else ("PRAGMA foreign_keys = OFF",),
         )
 
     def _open_stream(self) -> Stream:

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from tenant_middleware.db._errors import from_name
 from tenant_middleware.db.protocol import ResultSet
 from tenant_middleware.errors import (
     DatabaseBlocked,
@@ -185,6 +186,9 @@ def error(payload: object, *, context: str = "") -> DatabaseError:
         return DatabaseBlocked(text)
     if code in _ABORTED:
         return DatabaseTransactionAborted(text)
+    typed = from_name(text, code)  # SQLite's own codes: constraint, busy, read-only, corrupt
+    if typed is not None:
+        return typed
     if is_busy_code(code):
         return DatabaseBusy(text)
     return DatabaseError(text)

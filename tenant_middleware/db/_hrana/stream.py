@@ -40,6 +40,7 @@ class Stream:
     """The stream of one open transaction."""
 
     __slots__ = (
+        "_before",
         "_begin",
         "_busy_timeout",
         "_client",
@@ -59,11 +60,13 @@ class Stream:
         *,
         begin: str,
         busy_timeout: float,
+        before: tuple[str, ...] = (),
     ) -> None:
         self._client = client
         self.endpoint = endpoint
         self._credentials = credentials
         self._begin = begin
+        self._before = before  # statements run ahead of BEGIN (pragmas it would ignore)
         self._busy_timeout = busy_timeout
         self.baton: str | None = None
         self.begun = False
@@ -107,7 +110,7 @@ class Stream:
             results = await self._request([proto.execute(stmt)])
             return proto.stmt_result(proto.first_result(results))
         result = await self._begin_with([stmt])
-        outcome, failed = proto.batch_outcome(result, 1)
+        outcome, failed = proto.batch_outcome(result, len(self._before) + 1)
         if failed is not None:
             raise proto.error(failed)
         if outcome is None:
@@ -124,14 +127,16 @@ class Stream:
 
     async def _begin_with(self, stmts: list[Json]) -> Json:
         """Send `BEGIN` + `stmts` as one batch, retrying while the database is busy."""
-        request = proto.batch(proto.chained([{"sql": self._begin}, *stmts]))
+        opening = [*({"sql": sql} for sql in self._before), {"sql": self._begin}]
+        request = proto.batch(proto.chained([*opening, *stmts]))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._busy_timeout
         attempt = 0
         while True:
             results = await self._request([request])
             result = proto.first_result(results)
-            _, failed = proto.batch_outcome(result, 0)
+            failures = (proto.batch_outcome(result, step)[1] for step in range(len(opening)))
+            failed = next((f for f in failures if f is not None), None)
             if failed is None:
                 self.begun = True
                 return result

@@ -38,6 +38,7 @@ class SQLiteConnection(TransactionalConnection):
         self._loop = loop
         self._jobs: queue.SimpleQueue[_worker.Job] = queue.SimpleQueue()
         self._closed = False
+        self._foreign_keys_off = False
         self._thread: threading.Thread | None = None
         # A connection dropped without close() still stops its thread when collected.
         self._stop = weakref.finalize(self, self._jobs.put, None)
@@ -106,14 +107,24 @@ class SQLiteConnection(TransactionalConnection):
             self._thread.join()
 
     # -- transactions (the rules are in `_transactions`) ----------------------------------
-    async def _begin(self, write: bool) -> None:
+    async def _begin(self, write: bool, foreign_keys: bool = True) -> None:
         try:
+            if not foreign_keys:  # SQLite honours it only outside a transaction
+                self._foreign_keys_off = True
+                await self._submit(_worker.run, "PRAGMA foreign_keys = OFF")
             await self._submit(_worker.run, begin_statement(write))
         except BaseException:
             # BEGIN may still run after a cancellation: queue the undo before unlocking.
             if not self._closed:
                 self._submit(_worker.rollback)
+            self._transaction_ended()
             raise
+
+    def _transaction_ended(self) -> None:
+        if self._foreign_keys_off and not self._closed:
+            # Queued ahead of any later job: the next transaction enforces them again.
+            self._submit(_worker.run, "PRAGMA foreign_keys = ON").add_done_callback(_seen)
+        self._foreign_keys_off = False
 
     async def _finish(self, commit: bool) -> None:
         await self._submit(_worker.commit if commit else _worker.rollback)
@@ -132,3 +143,8 @@ class SQLiteConnection(TransactionalConnection):
 
     def __repr__(self) -> str:
         return f"<SQLiteConnection path={self.path!r} closed={self._closed}>"
+
+
+def _seen(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # a failure here shows on the next statement; do not log it twice

@@ -12,9 +12,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from tenant_middleware.db._errors import from_sqlite
 from tenant_middleware.db._transactions import BATCH_SAVEPOINT
 from tenant_middleware.db.protocol import ResultSet
-from tenant_middleware.errors import DatabaseBusy, DatabaseError
+from tenant_middleware.errors import DatabaseError
 
 if TYPE_CHECKING:
     import asyncio
@@ -76,7 +77,7 @@ def _settle(future: asyncio.Future[Any], result: object, error: BaseException | 
 
 def _translate(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.Error):
-        error: DatabaseError = DatabaseBusy(str(exc)) if _is_busy(exc) else DatabaseError(str(exc))
+        error: DatabaseError = from_sqlite(exc)  # typed by SQLite's extended code
     elif isinstance(exc, (OSError, OverflowError, ValueError)) and not isinstance(
         exc, DatabaseError
     ):
