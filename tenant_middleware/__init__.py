@@ -64,7 +64,8 @@ if typing.TYPE_CHECKING:
     from tenant_middleware.registry.base import TenantEvent
     from tenant_middleware.runtime import Tenancy, TenancyStats
     from tenant_middleware.schema.fleet import FleetReport
-    from tenant_middleware.schema.package import Migration, SchemaPackage
+    from tenant_middleware.schema.migration import Migration
+    from tenant_middleware.schema.package import SchemaPackage
     from tenant_middleware.secrets.rotation import RotationReport
     from tenant_middleware.sources.base import TenantSource
     from tenant_middleware.sources.custom_domain import CustomDomainSource
@@ -99,7 +100,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidTransition": "tenant_middleware.errors",
     "JWTSource": "tenant_middleware.sources.jwt",
     "LifecycleEvent": "tenant_middleware.hooks",
-    "Migration": "tenant_middleware.schema.package",
+    "Migration": "tenant_middleware.schema.migration",
     "NoTenantContext": "tenant_middleware.errors",
     "NotNullViolation": "tenant_middleware.errors",
     "PathSource": "tenant_middleware.sources.path",

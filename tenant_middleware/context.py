@@ -5,15 +5,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
+from typing import Protocol
 
 from tenant_middleware.errors import NoTenantContext
 from tenant_middleware.models import TenantContext
 from tenant_middleware.pool.lease import PooledConnection
-from tenant_middleware.runtime import Tenancy
+
+
+class Connector(Protocol):
+    """What `tenant_db()` needs of the runtime that bound the tenant (a `Tenancy`).
+
+    Named here rather than imported, so this leaf module (the middleware, the ORM session and
+    the task queues import it) never imports the runtime that imports them.
+    """
+
+    def connect(
+        self, tenant: TenantContext | str
+    ) -> AbstractAsyncContextManager[PooledConnection]: ...
+
 
 # The tenant and the runtime that bound it (so tenant_db() knows whose pools to use), in one
 # variable: one set and one reset per request.
-Binding = tuple[TenantContext | None, "Tenancy | None"]
+Binding = tuple[TenantContext | None, Connector | None]
 _current: ContextVar[Binding] = ContextVar("tenant_middleware.tenant", default=(None, None))
 
 
@@ -32,7 +45,7 @@ def current_tenant_or_none() -> TenantContext | None:
 
 @asynccontextmanager
 async def tenant_scope(
-    tenant: TenantContext, *, tenancy: Tenancy | None = None
+    tenant: TenantContext, *, tenancy: Connector | None = None
 ) -> AsyncIterator[TenantContext]:
     """Run a block as `tenant`: background jobs, scripts and tests outside a request.
 

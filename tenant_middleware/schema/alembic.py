@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from tenant_middleware.errors import ConfigError
-from tenant_middleware.schema.package import Migration
+from tenant_middleware.schema.migration import Migration
 from tenant_middleware.sqlalchemy import Leased, create_tenant_engine
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import ProvisioningError
-from tenant_middleware.schema.package import Migration, SchemaPackage
+from tenant_middleware.schema.migration import Migration
+from tenant_middleware.schema.package import SchemaPackage
 
 if TYPE_CHECKING:
     from tenant_middleware.db.protocol import Connection, Executor
