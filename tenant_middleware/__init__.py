@@ -17,7 +17,9 @@ if typing.TYPE_CHECKING:
         tenant_scope,
     )
     from tenant_middleware.errors import (
+        AmbiguousTenant,
         ConfigError,
+        ControlPlaneMissing,
         CredentialError,
         DatabaseAuthError,
         DatabaseBlocked,
@@ -25,6 +27,7 @@ if typing.TYPE_CHECKING:
         DatabaseError,
         DatabaseNotFound,
         DatabaseTransactionAborted,
+        DatabaseUnreachable,
         DuplicateTenant,
         InvalidCredentials,
         InvalidIdentifier,
@@ -65,7 +68,9 @@ if typing.TYPE_CHECKING:
 
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {
+    "AmbiguousTenant": "tenant_middleware.errors",
     "ConfigError": "tenant_middleware.errors",
+    "ControlPlaneMissing": "tenant_middleware.errors",
     "CredentialError": "tenant_middleware.errors",
     "CustomDomainSource": "tenant_middleware.sources",
     "DatabaseAuthError": "tenant_middleware.errors",
@@ -74,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "DatabaseError": "tenant_middleware.errors",
     "DatabaseNotFound": "tenant_middleware.errors",
     "DatabaseTransactionAborted": "tenant_middleware.errors",
+    "DatabaseUnreachable": "tenant_middleware.errors",
     "DuplicateTenant": "tenant_middleware.errors",
     "HeaderSource": "tenant_middleware.sources",
     "InvalidCredentials": "tenant_middleware.errors",
@@ -118,7 +124,9 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AmbiguousTenant",
     "ConfigError",
+    "ControlPlaneMissing",
     "CredentialError",
     "CustomDomainSource",
     "DatabaseAuthError",
@@ -127,6 +135,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseNotFound",
     "DatabaseTransactionAborted",
+    "DatabaseUnreachable",
     "DuplicateTenant",
     "HeaderSource",
     "InvalidCredentials",

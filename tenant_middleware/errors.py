@@ -9,6 +9,7 @@ TenancyError
 ├── TenantArchived                        the tenant exists and is archived
 ├── TenantUnavailable                     provisioning, failed, or its database unreachable
 ├── TenantMismatch                        two sources named different tenants
+├── AmbiguousTenant                       a request carries one identifier twice (two headers)
 ├── InvalidCredentials                    a token was presented and failed verification
 ├── ProvisioningError                     creating or migrating a tenant's database failed
 ├── PlatformError                         a remote control API (sqld admin, Turso) failed
@@ -25,10 +26,12 @@ TenancyError
 │   ├── DatabaseAuthError                 the database server refused the token (401, 403)
 │   ├── DatabaseBlocked                   the database server blocks reads or writes
 │   ├── DatabaseNotFound   (LookupError)  the database server has no such database
-│   └── DatabaseTransactionAborted        the server ended a transaction before its commit
+│   ├── DatabaseTransactionAborted        the server ended a transaction before its commit
+│   └── DatabaseUnreachable               no connection to the database server, or no answer
 ├── RegistryError                         the control plane rejected or failed an operation
 │   ├── DuplicateTenant    (ValueError)   slug or domain already taken
-│   └── InvalidTransition  (ValueError)   status change not allowed, or raced by another process
+│   ├── InvalidTransition  (ValueError)   status change not allowed, or raced by another process
+│   └── ControlPlaneMissing               no control plane where tenant databases already exist
 ├── InvalidIdentifier      (ValueError)   a slug, domain or id given by an operator is malformed
 ├── CredentialError                       a stored credential would not decrypt (key, tamper, row)
 └── NoTenantContext        (LookupError)  code asked for the tenant outside a tenant scope
@@ -249,3 +252,29 @@ class PlatformUnavailable(PlatformError):
 
 class PlatformTimeout(PlatformError, TimeoutError):
     """The platform API did not answer within the timeout, on every attempt."""
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The database server could not be reached (refused, reset) or did not answer in time.
+
+    The per-tenant circuit breaker counts these: after enough of them in a row the tenant is
+    answered 503 at once for a cool-down instead of waiting out the timeout again.
+    """
+
+
+class AmbiguousTenant(TenancyError):
+    """A request carries an identifier twice: two tenant headers, two `Authorization` headers,
+    two cookies of the JWT cookie's name. Refused rather than letting the first one win."""
+
+    status_code = 400
+    code = "ambiguous_tenant"
+    title = "Ambiguous tenant"
+
+
+class ControlPlaneMissing(RegistryError):
+    """The control plane does not exist where tenant databases already do.
+
+    Starting would create an empty one, and every tenant would answer 404 while its data is
+    still there: run `tenant-middleware recover` (or restore a backup), or set
+    `control_plane_create=True` to start empty anyway.
+    """

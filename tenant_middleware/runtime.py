@@ -97,6 +97,8 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
             acquire_timeout=config.pool_acquire_timeout,
             idle_timeout=config.pool_idle_timeout,
             retry_after=config.retry_after,
+            breaker_threshold=config.breaker_threshold,
+            breaker_cooldown=config.breaker_cooldown,
             **clock_option,
         )
         self.resolver = Resolver(
