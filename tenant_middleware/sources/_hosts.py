@@ -6,7 +6,7 @@ import ipaddress
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, TypeVar
 
-from tenant_middleware.errors import ConfigError
+from tenant_middleware.errors import AmbiguousTenant, ConfigError
 from tenant_middleware.validation import host_from_header, normalize_domain
 
 if TYPE_CHECKING:
@@ -34,6 +34,19 @@ def raw_header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return value if type(value) is bytes else bytes(value)
     return None
+
+
+def only_header(scope: Scope, name: bytes) -> bytes | None:
+    """Return the raw value of header `name` (lower-case), or None; `AmbiguousTenant` when
+    the request sends it twice: which one a proxy or the app would read is anyone's guess, so
+    neither is believed."""
+    found: bytes | None = None
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            if found is not None:
+                raise AmbiguousTenant("the request repeats a header that names its tenant")
+            found = value if type(value) is bytes else bytes(value)
+    return found
 
 
 class TrustedProxies:

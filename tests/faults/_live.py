@@ -208,6 +208,15 @@ class Client:
         self._off_contract(f"{slug}: {answer.status} {response.text[:200]}")
         return answer
 
+    async def refused(self, headers: list[tuple[str, str]]) -> httpx.Response:
+        """GET /notes with exactly these headers (repeats kept), expecting a 4xx problem."""
+        TALLY.requests += 1
+        response = await self._http.get("/notes", headers=headers)
+        problem = response.headers.get("content-type") == "application/problem+json"
+        if not (400 <= response.status_code < 500 and problem):
+            self._off_contract(f"{headers}: {response.status_code} {response.text[:200]}")
+        return response
+
     def _off_contract(self, what: str) -> None:
         self.non_contract.append(what)
         TALLY.non_contract.append(what)
