@@ -20,6 +20,7 @@ from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import DuplicateTenant, TenantNotFound, TenantUnavailable
 from tenant_middleware.hooks import Hook, Hooks
+from tenant_middleware.identity import record_identity
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.operations.credentials import CredentialOperations
@@ -29,7 +30,9 @@ from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
 from tenant_middleware.provisioning import Provisioner, SqldProvisioner
 from tenant_middleware.provisioning.factory import build_provisioner
 from tenant_middleware.provisioning.workflow import ProvisioningWorkflow
+from tenant_middleware.recovery import Audit, Recovery, RecoveryReport
 from tenant_middleware.registry import Registry, SQLRegistry, TenantEvent
+from tenant_middleware.registry.guard import check_control_plane
 from tenant_middleware.resolver import CacheKey, Resolver
 from tenant_middleware.schema.package import SchemaPackage
 from tenant_middleware.schema.service import SchemaService
@@ -136,6 +139,7 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
                     # The control plane in a namespace of the tenants' sqld: made on first
                     # start, through the admin API the provisioner already holds.
                     await self.provisioner.ensure_namespace(namespace)
+                check_control_plane(self.config, self.registry)
                 await self.registry.start()
                 self.pools.start()
                 if self.change_follower is not None:
@@ -207,6 +211,7 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
         connection = await self.provisioner.connect(location)
         try:
             await self.schema.bring_up_to_date(tenant_id, connection)
+            await record_identity(connection, current)
         except BaseException:
             await connection.close()
             raise
@@ -236,6 +241,25 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
             raise TenantUnavailable(
                 "the tenant's database is not ready", retry_after=self.config.retry_after
             )
+
+    # -- recovery -------------------------------------------------------------------------
+    async def recover(
+        self, *, namespaces: Sequence[str] = (), dry_run: bool = False
+    ) -> RecoveryReport:
+        """Rebuild missing control-plane rows from the tenant databases found (`recovery`)."""
+        await self.start()
+        report = await Recovery(
+            self.registry, self.provisioner, self.config, namespaces=namespaces
+        ).recover(dry_run=dry_run)
+        self.cache.clear()  # tenants answered 404 before may exist now
+        return report
+
+    async def audit(self, *, namespaces: Sequence[str] = ()) -> Audit:
+        """Compare the control plane with the tenant databases found: orphans, missing ones."""
+        await self.start()
+        return await Recovery(
+            self.registry, self.provisioner, self.config, namespaces=namespaces
+        ).audit()
 
     # -- observability --------------------------------------------------------------------
     def invalidate(self, tenant_id: str) -> None:

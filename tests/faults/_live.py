@@ -179,12 +179,13 @@ class Client:
         port: int = response.json()["port"]
         return port
 
-    async def notes(self, slug: str, **headers: str) -> Answer:
-        """GET /notes as `slug`: 200 with its notes, or the contract's 503 (else recorded)."""
+    async def notes(self, slug: str, *, absent: bool = False) -> Answer:
+        """GET /notes as `slug`: 200 with its notes, or the contract's 503 (else recorded);
+        with `absent`, the contract's 404 only."""
         TALLY.requests += 1
         started = time.monotonic()
         try:
-            response = await self._http.get("/notes", headers={HEADER: slug, **headers})
+            response = await self._http.get("/notes", headers={HEADER: slug})
         except httpx.HTTPError as exc:
             self._off_contract(f"{slug}: {type(exc).__name__} (hang or dropped connection)")
             raise
@@ -195,15 +196,17 @@ class Client:
             response.headers.get("retry-after"),
             elapsed,
         )
-        if answer.status == 200 and answer.body.get("slug") == slug:
-            return answer
-        if (
-            answer.status == 503
-            and answer.body == UNAVAILABLE
-            and answer.retry_after is not None
-            and answer.retry_after.isdigit()
-            and response.headers["content-type"] == "application/problem+json"
-        ):
+        if absent:
+            expected = answer.status == 404 and answer.body["code"] == "tenant_not_found"
+        else:
+            expected = (answer.status == 200 and answer.body.get("slug") == slug) or (
+                answer.status == 503
+                and answer.body == UNAVAILABLE
+                and answer.retry_after is not None
+                and answer.retry_after.isdigit()
+                and response.headers["content-type"] == "application/problem+json"
+            )
+        if expected:
             return answer
         self._off_contract(f"{slug}: {answer.status} {response.text[:200]}")
         return answer
