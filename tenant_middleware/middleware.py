@@ -109,20 +109,17 @@ class TenancyMiddleware:
         except TenancyError as error:
             # One rule for whatever failed below the request (the tenant's database or
             # server, the control plane): the contract's answer, unless the app already
-            # answered; then it is re-raised, as any error after the response started.
+            # answered (an accepted socket can still be closed with the contract's code);
+            # then it is re-raised, as any error after the response started.
+            if started is not None and (scope_type == "http" or started != "websocket.accept"):
+                raise
             refusal = await self._refusal_inside(tenant, error)
             if refusal is None:
                 raise
             if scope_type == "websocket":
-                if started is not None and started != "websocket.accept":
-                    raise  # closed or answered already
-                # Refused before the handshake completes, or an accepted socket closed with
-                # the contract's code.
                 await send(_ws_close(refusal))
-                return
-            if started is not None:
-                raise
-            await self.on_error(scope, receive, send, refusal)
+            else:
+                await self.on_error(scope, receive, send, refusal)
         finally:
             _current.reset(token)
 
