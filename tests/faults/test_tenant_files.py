@@ -88,3 +88,30 @@ async def test_a_deleted_file_is_recreated_empty_and_recorded(tmp_path: Path) ->
     async with Tenancy(config) as operator:
         kinds = [event.kind for event in await operator.events(tenants["gone"].id)]
     assert "database.created_on_demand" in kinds
+
+
+async def test_garbage_written_under_an_open_pool_answers_503_until_the_file_is_back(
+    tmp_path: Path,
+) -> None:
+    config = fault_config(tmp_path / "data")
+    tenants = await provision_with_notes(config, "broken", *HEALTHY)
+    path = local_location(config.data_dir, tenants["broken"].id).path
+    assert path is not None
+    tenancy = Tenancy(config, packages=[NOTES])
+    with LiveServer(notes_app(tenancy)) as server:
+        async with Client(server) as client:
+            port = await client.peer()
+            await all_served(client, ("broken", *HEALTHY))  # its pool is open, a connection idle
+            good = path.read_bytes()
+            _garbage(path)
+            TALLY.faults += 1
+            for _ in range(3):
+                answer = await client.notes("broken")
+                assert answer.status == 503
+                assert answer.elapsed < DEADLINE
+                await all_served(client, HEALTHY)
+            path.write_bytes(good)
+            answer = await until_served(client, "broken")
+            assert answer.body["notes"] == ["broken note"]
+            assert await client.peer() == port
+            assert client.non_contract == []
