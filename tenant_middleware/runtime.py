@@ -246,7 +246,11 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
     async def recover(
         self, *, namespaces: Sequence[str] = (), dry_run: bool = False
     ) -> RecoveryReport:
-        """Rebuild missing control-plane rows from the tenant databases found (`recovery`)."""
+        """Rebuild missing control-plane rows from the tenant databases found (`recovery`).
+
+        A lost local control plane is refused at start (`ControlPlaneMissing`): recover with
+        a runtime configured `control_plane_create=True`, as `tenant-middleware recover` does.
+        """
         await self.start()
         report = await Recovery(
             self.registry, self.provisioner, self.config, namespaces=namespaces
