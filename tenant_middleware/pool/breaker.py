@@ -70,11 +70,9 @@ class Breakers:
         self._states: dict[str, _State] = {}
         self._trips = 0
         self._refusals = 0
-
-    @property
-    def watching(self) -> bool:
-        """Whether any tenant has a failure on record (then leases report how they ended)."""
-        return bool(self._states)
+        # Whether any tenant has a failure on record (then leases report how they ended); a
+        # plain attribute, kept in step with `_states`, because every acquisition reads it.
+        self.watching = False
 
     def admit(self, tenant_id: str) -> None:
         """Let a request through, or raise `TenantUnavailable` while the breaker is open.
@@ -100,6 +98,7 @@ class Breakers:
         state = self._states.get(tenant_id)
         if state is None:
             state = self._states[tenant_id] = _State()
+            self.watching = True
         elif state.last is error:
             return False
         state.last = error
@@ -122,6 +121,7 @@ class Breakers:
     def succeeded(self, tenant_id: str) -> None:
         """Record that the tenant's database answered: its breaker closes."""
         state = self._states.pop(tenant_id, None)
+        self.watching = bool(self._states)
         if state is not None and state.opened_at is not None:
             logger.warning("tenant %s: breaker closed, its database answers again", tenant_id)
 
@@ -142,6 +142,7 @@ class Breakers:
     def forget(self, tenant_id: str) -> None:
         """Drop the tenant's breaker (its pool was discarded: deleted, restored, rotated)."""
         self._states.pop(tenant_id, None)
+        self.watching = bool(self._states)
 
     def stats(self) -> BreakerStats:
         """Return how many breakers are open and half-open, and the counters."""

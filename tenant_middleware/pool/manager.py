@@ -100,23 +100,59 @@ class PoolManager(TenantPools):
         breakers = self.breakers
         if breakers.watching:
             breakers.admit(tenant_id)  # raises while the tenant's breaker is open
+        self._counters.acquisitions += 1
+        deadline = self._clock() + self._acquire_timeout
+        waited = False
+        # One try around the whole loop (free while nothing raises), not a wrapper coroutine.
         try:
-            return await self._lease_connection(tenant_id)
+            while True:
+                pool = await self._pool(tenant_id)
+                self._check_open()  # closed while the pool was being created
+                if pool.retired:
+                    # Evicted before this task resumed: nobody would wake a waiter in its queue.
+                    if self._clock() >= deadline:
+                        raise self._timed_out()
+                    continue
+                pool.last_used = self._clock()
+                if pool.idle:
+                    connection, _ = pool.idle.pop()
+                    pool.in_use += 1
+                    return pool, connection
+                queue = pool.waiters
+                if pool.size < self._per_tenant:
+                    if self._open >= self._max_connections:
+                        self._close_one_idle(except_pool=pool)
+                    if self._open < self._max_connections:
+                        return pool, await self._open_connection(pool)
+                    queue = self._waiters
+                if not waited:
+                    self._counters.waits += 1
+                # A waiter woken to look again keeps its place at the head of the line.
+                handed = await self._wait(pool, queue, deadline, first=not waited)
+                waited = True
+                if handed is not None:
+                    return pool, handed  # still counted in use: the releaser handed it over
         except BaseException as error:
-            if not is_failure(error):
-                if breakers.watching:
-                    breakers.settled(tenant_id)
+            refusal = self._failure(tenant_id, error)
+            if refusal is None:
                 raise
-            if breakers.failed(tenant_id, error):
-                logger.error(
-                    "tenant %s: its database could not be opened: %s",
-                    tenant_id,
-                    error,
-                    exc_info=error,
-                )
-            raise TenantUnavailable(
-                "the tenant's database cannot be reached", retry_after=self._retry_after
-            ) from error
+            raise refusal from error
+
+    def _failure(self, tenant_id: str, error: BaseException) -> TenantUnavailable | None:
+        """Count a failure to open the tenant's database and return the 503 it becomes, or
+        None for an error that says nothing of the database (a status refusal, a timeout)."""
+        breakers = self.breakers
+        if not is_failure(error):
+            if breakers.watching:
+                breakers.settled(tenant_id)
+            return None
+        if breakers.failed(tenant_id, error):
+            logger.error(
+                "tenant %s: its database could not be opened: %s", tenant_id, error, exc_info=error
+            )
+        return TenantUnavailable(
+            "the tenant's database cannot be reached", retry_after=self._retry_after
+        )
 
     def _lease_ended(self, tenant_id: str, error: BaseException | None) -> None:
         """A lease ended: the database answered, unless it was found unreachable."""
@@ -124,38 +160,6 @@ class PoolManager(TenantPools):
             self.breakers.failed(tenant_id, error)
         else:
             self.breakers.succeeded(tenant_id)
-
-    async def _lease_connection(self, tenant_id: str) -> tuple[TenantPool, Connection]:
-        self._counters.acquisitions += 1
-        deadline = self._clock() + self._acquire_timeout
-        waited = False
-        while True:
-            pool = await self._pool(tenant_id)
-            self._check_open()  # closed while the pool was being created
-            if pool.retired:
-                # Evicted before this task resumed: nobody would wake a waiter in its queue.
-                if self._clock() >= deadline:
-                    raise self._timed_out()
-                continue
-            pool.last_used = self._clock()
-            if pool.idle:
-                connection, _ = pool.idle.pop()
-                pool.in_use += 1
-                return pool, connection
-            queue = pool.waiters
-            if pool.size < self._per_tenant:
-                if self._open >= self._max_connections:
-                    self._close_one_idle(except_pool=pool)
-                if self._open < self._max_connections:
-                    return pool, await self._open_connection(pool)
-                queue = self._waiters
-            if not waited:
-                self._counters.waits += 1
-            # A waiter woken to look again keeps its place at the head of the line.
-            handed = await self._wait(pool, queue, deadline, first=not waited)
-            waited = True
-            if handed is not None:
-                return pool, handed  # still counted in use: the releaser handed it over
 
     def _timed_out(self) -> TenantUnavailable:
         self._counters.timeouts += 1
