@@ -140,6 +140,6 @@ class Lease:
         manager = self._manager
         # Only while some tenant's breaker has a failure on record, or on a failure: the
         # common case costs one attribute read.
-        if manager.breakers.watching or isinstance(exc, DatabaseUnreachable):
+        if manager.breakers.watching or (exc is not None and isinstance(exc, DatabaseUnreachable)):
             manager._lease_ended(self._tenant_id, exc)
         await manager._release(pool, lease._release())

@@ -3,10 +3,8 @@ and resumed. Tenants on another server keep answering throughout."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from tenant_middleware import Tenancy, TenancyConfig
 from tests.faults._live import NOTES, TALLY, Client, LiveServer, fault_config, notes_app
@@ -17,15 +15,6 @@ from tests.sqld import SqldServer
 HEALTHY = ("steady-a", "steady-b")
 DEADLINE = TIMEOUT + 1.5  # the request deadline, and room for a loaded box
 WS_TRY_AGAIN_LATER = 1013
-
-
-@pytest.fixture
-def own_sqld(tmp_path: Path) -> Iterator[OwnSqld]:
-    server = OwnSqld(tmp_path / "own-sqld")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _fleet(

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tenant_middleware import Tenancy, TenancyConfig
 from tests.cli.conftest import CLI
@@ -18,15 +15,6 @@ from tests.faults._sqld import OwnSqld
 from tests.faults._tenants import provision_with_notes
 from tests.sqld import HOST_SUFFIX
 from tests.sqld_provisioner.conftest import signing_key_pem
-
-
-@pytest.fixture
-def own_sqld(tmp_path: Path) -> Iterator[OwnSqld]:
-    server = OwnSqld(tmp_path / "own-sqld")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _settings(own: OwnSqld) -> dict[str, Any]:
