@@ -47,17 +47,17 @@ async def test_namespaces_are_checked_described_and_recovered(
     env = _env(settings)
     config = TenancyConfig(data_dir=cli.data_dir, **settings)
     tenants = await provision_with_notes(config, "alpha", "bravo")
-    checked = cli("check", env=env)
+    cli.env.update(env)
+    checked, stats, table = cli.many([["check"], ["stats", "--json"], ["stats"]])
     assert checked.code == 0, checked
     assert f"{own_sqld.server.admin_url} answers" in checked.stdout
     assert "2 found, each with its tenant" in checked.stdout
-    stats = cli("stats", "--json", env=env)
     assert json.loads(stats.stdout)["databases"] == {
         "provisioner": "sqld",
         "databases": 2,
         "server": settings["sqld_url"],
     }
-    assert "2 namespaces on sqld" in cli("stats", env=env).stdout
+    assert "2 namespaces on sqld" in table.stdout
 
     # The control plane is lost, and sqld restarts (it forgets which namespaces it served).
     for suffix in ("", "-wal", "-shm"):
@@ -65,18 +65,18 @@ async def test_namespaces_are_checked_described_and_recovered(
     own_sqld.kill()
     own_sqld.restart()
     TALLY.faults += 2
-    nothing = cli("recover", env=env)
+    nothing = cli("recover")
     assert nothing.code == 0, nothing
     assert "0 tenant(s) recovered" in nothing.stdout
     names = [f"t-{tenants[slug].id.replace('-', '')}" for slug in ("alpha", "bravo")]
-    recovered = cli("recover", "--namespace", names[0], "--namespace", names[1], env=env)
+    recovered = cli("recover", "--namespace", names[0], "--namespace", names[1])
     assert recovered.code == 0, recovered
     assert "2 tenant(s) recovered" in recovered.stdout
     assert await _notes(config, "alpha") == ["alpha note"]
     assert await _notes(config, "bravo") == ["bravo note"]
 
     own_sqld.kill()
-    down = cli("check", env=env)
+    down = cli("check")
     assert down.code == 1
     assert "PROBLEM  sqld admin API" in down.stdout
 
