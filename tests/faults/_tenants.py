@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import websocket
@@ -69,6 +68,3 @@ def socket_close_code(url: str, slug: str) -> int | None:
 async def socket_close(url: str, slug: str) -> int | None:
     """`socket_close_code` off the event loop (the client library is blocking)."""
     return await asyncio.to_thread(socket_close_code, url, slug)
-
-
-Check = Callable[[], Awaitable[None]]
