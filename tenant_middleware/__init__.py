@@ -9,7 +9,9 @@ import importlib
 import typing
 
 if typing.TYPE_CHECKING:
-    from tenant_middleware.config import TenancyConfig
+    from tenant_middleware.config import (
+        TenancyConfig,
+    )
     from tenant_middleware.context import (
         current_tenant,
         current_tenant_or_none,
@@ -17,9 +19,11 @@ if typing.TYPE_CHECKING:
         tenant_scope,
     )
     from tenant_middleware.errors import (
+        AmbiguousTenant,
         CheckViolation,
         ConfigError,
         ConstraintViolation,
+        ControlPlaneMissing,
         CredentialError,
         DatabaseAuthError,
         DatabaseBlocked,
@@ -29,6 +33,7 @@ if typing.TYPE_CHECKING:
         DatabaseNotFound,
         DatabaseReadOnly,
         DatabaseTransactionAborted,
+        DatabaseUnreachable,
         DuplicateTenant,
         ForeignKeyViolation,
         InvalidCredentials,
@@ -57,29 +62,69 @@ if typing.TYPE_CHECKING:
         TenantUnavailable,
         UniqueViolation,
     )
-    from tenant_middleware.hooks import LifecycleEvent
-    from tenant_middleware.middleware import TenancyMiddleware
-    from tenant_middleware.models import EventKind, TenantContext, TenantKey, TenantStatus
-    from tenant_middleware.pool.lease import PooledConnection
-    from tenant_middleware.registry.base import TenantEvent
-    from tenant_middleware.runtime import Tenancy, TenancyStats
-    from tenant_middleware.schema.fleet import FleetReport
-    from tenant_middleware.schema.migration import Migration
-    from tenant_middleware.schema.package import SchemaPackage
-    from tenant_middleware.secrets.rotation import RotationReport
-    from tenant_middleware.sources.base import TenantSource
-    from tenant_middleware.sources.custom_domain import CustomDomainSource
-    from tenant_middleware.sources.header import HeaderSource
-    from tenant_middleware.sources.jwt import JWTSource
-    from tenant_middleware.sources.path import PathSource
-    from tenant_middleware.sources.session import SessionSource
-    from tenant_middleware.sources.subdomain import SubdomainSource
+    from tenant_middleware.hooks import (
+        LifecycleEvent,
+    )
+    from tenant_middleware.middleware import (
+        TenancyMiddleware,
+    )
+    from tenant_middleware.models import (
+        EventKind,
+        TenantContext,
+        TenantKey,
+        TenantStatus,
+    )
+    from tenant_middleware.pool.lease import (
+        PooledConnection,
+    )
+    from tenant_middleware.registry.base import (
+        TenantEvent,
+    )
+    from tenant_middleware.runtime import (
+        Tenancy,
+        TenancyStats,
+    )
+    from tenant_middleware.schema.fleet import (
+        FleetReport,
+    )
+    from tenant_middleware.schema.migration import (
+        Migration,
+    )
+    from tenant_middleware.schema.package import (
+        SchemaPackage,
+    )
+    from tenant_middleware.secrets.rotation import (
+        RotationReport,
+    )
+    from tenant_middleware.sources.base import (
+        TenantSource,
+    )
+    from tenant_middleware.sources.custom_domain import (
+        CustomDomainSource,
+    )
+    from tenant_middleware.sources.header import (
+        HeaderSource,
+    )
+    from tenant_middleware.sources.jwt import (
+        JWTSource,
+    )
+    from tenant_middleware.sources.path import (
+        PathSource,
+    )
+    from tenant_middleware.sources.session import (
+        SessionSource,
+    )
+    from tenant_middleware.sources.subdomain import (
+        SubdomainSource,
+    )
 
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {
+    "AmbiguousTenant": "tenant_middleware.errors",
     "CheckViolation": "tenant_middleware.errors",
     "ConfigError": "tenant_middleware.errors",
     "ConstraintViolation": "tenant_middleware.errors",
+    "ControlPlaneMissing": "tenant_middleware.errors",
     "CredentialError": "tenant_middleware.errors",
     "CustomDomainSource": "tenant_middleware.sources.custom_domain",
     "DatabaseAuthError": "tenant_middleware.errors",
@@ -90,6 +135,7 @@ _EXPORTS: dict[str, str] = {
     "DatabaseNotFound": "tenant_middleware.errors",
     "DatabaseReadOnly": "tenant_middleware.errors",
     "DatabaseTransactionAborted": "tenant_middleware.errors",
+    "DatabaseUnreachable": "tenant_middleware.errors",
     "DuplicateTenant": "tenant_middleware.errors",
     "EventKind": "tenant_middleware.models",
     "FleetReport": "tenant_middleware.schema.fleet",
@@ -145,9 +191,11 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AmbiguousTenant",
     "CheckViolation",
     "ConfigError",
     "ConstraintViolation",
+    "ControlPlaneMissing",
     "CredentialError",
     "CustomDomainSource",
     "DatabaseAuthError",
@@ -158,6 +206,7 @@ __all__ = [
     "DatabaseNotFound",
     "DatabaseReadOnly",
     "DatabaseTransactionAborted",
+    "DatabaseUnreachable",
     "DuplicateTenant",
     "EventKind",
     "FleetReport",

@@ -97,6 +97,7 @@ class TenancyConfig:
     control_plane_token: str | None = field(default=None, repr=False)
     control_plane_connect_to: str | None = None
     busy_timeout: float = 5.0
+    control_plane_create: bool = False
     # -- tenant databases -------------------------------------------------------------
     provisioner: Literal["local", "sqld", "turso"] = "local"
     sqld_url: str | None = None
@@ -119,6 +120,8 @@ class TenancyConfig:
     pool_acquire_timeout: float = 5.0
     pool_idle_timeout: float = 60.0
     migrate_concurrency: int = 4
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 5.0
     # -- responses --------------------------------------------------------------------
     retry_after: int = 5
 
@@ -221,6 +224,7 @@ class TenancyConfig:
             "busy_timeout",
             "pool_acquire_timeout",
             "pool_idle_timeout",
+            "breaker_cooldown",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, "must be greater than zero")
@@ -233,6 +237,7 @@ class TenancyConfig:
             "pool_max_connections_per_tenant",
             "pool_max_connections",
             "migrate_concurrency",
+            "breaker_threshold",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(name, "must be at least 1")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import TenantNotFound
+from tenant_middleware.identity import record_identity
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import EventKind, TenantKey, TenantStatus
 
@@ -68,6 +69,7 @@ class TenantDatabases:
         connection = await self._provisioner.connect(location)
         try:
             await self._schema.bring_up_to_date(tenant_id, connection)
+            await record_identity(connection, current)
         except BaseException:
             await connection.close()
             raise

@@ -8,6 +8,7 @@ TenancyError
 │   ├── TenantNotFound     (LookupError)  404: identified, but no such tenant (slug, domain, id)
 │   ├── InvalidCredentials                401: a token was presented and failed verification
 │   ├── TenantMismatch                    403: two sources named different tenants
+│   ├── AmbiguousTenant                   400: the request carries one identifier twice
 │   ├── TenantSuspended                   403: the tenant exists and is suspended
 │   ├── TenantArchived                    410: the tenant exists and is archived
 │   └── TenantUnavailable                 503: provisioning, failed, or its database unreachable
@@ -27,6 +28,7 @@ TenancyError
 │   ├── DatabaseBlocked                   the database server blocks reads or writes
 │   ├── DatabaseNotFound   (LookupError)  the database server has no such database
 │   ├── DatabaseTransactionAborted        the server ended a transaction before its commit
+│   ├── DatabaseUnreachable               no connection to the database server, or no answer
 │   ├── ConstraintViolation               a constraint refused the statement (SQLITE_CONSTRAINT)
 │   │   ├── UniqueViolation               a UNIQUE or PRIMARY KEY constraint
 │   │   ├── ForeignKeyViolation           a FOREIGN KEY constraint
@@ -36,7 +38,8 @@ TenancyError
 │   └── DatabaseCorrupt                   the file is corrupt or not a database
 ├── RegistryError                         the control plane rejected or failed an operation
 │   ├── DuplicateTenant    (ValueError)   slug or domain already taken
-│   └── InvalidTransition  (ValueError)   status change not allowed, or raced by another process
+│   ├── InvalidTransition  (ValueError)   status change not allowed, or raced by another process
+│   └── ControlPlaneMissing               no control plane where tenant databases already exist
 ├── InvalidIdentifier      (ValueError)   a slug, domain or id given by an operator is malformed
 ├── CredentialError                       a stored credential would not decrypt (key, tamper, row)
 └── NoTenantContext        (LookupError)  code asked for the tenant outside a tenant scope
@@ -102,6 +105,15 @@ class TenantMismatch(RequestRefused):
     status_code = 403
     code = "tenant_mismatch"
     title = "Tenant mismatch"
+
+
+class AmbiguousTenant(RequestRefused):
+    """A request carries an identifier twice: two tenant headers, two `Authorization` headers,
+    two cookies of the JWT cookie's name. Refused rather than letting the first one win."""
+
+    status_code = 400
+    code = "ambiguous_tenant"
+    title = "Ambiguous tenant"
 
 
 class TenantSuspended(RequestRefused):
@@ -242,6 +254,14 @@ class DatabaseTransactionAborted(DatabaseError):
     """
 
 
+class DatabaseUnreachable(DatabaseError):
+    """The database server could not be reached (refused, reset) or did not answer in time.
+
+    The per-tenant circuit breaker counts these: after enough of them in a row the tenant is
+    answered 503 at once for a cool-down instead of waiting out the timeout again.
+    """
+
+
 class ConstraintViolation(DatabaseError):
     """A constraint refused the statement; nothing of the statement was kept.
 
@@ -285,6 +305,15 @@ class DuplicateTenant(RegistryError, ValueError):
 class InvalidTransition(RegistryError, ValueError):
     """A lifecycle change that is not allowed from the tenant's status (`restore` of an active
     tenant, `suspend` of an archived one), or whose tenant another process changed meanwhile."""
+
+
+class ControlPlaneMissing(RegistryError):
+    """The control plane does not exist where tenant databases already do.
+
+    Starting would create an empty one, and every tenant would answer 404 while its data is
+    still there: run `tenant-middleware recover` (or restore a backup), or set
+    `control_plane_create=True` to start empty anyway.
+    """
 
 
 class InvalidIdentifier(TenancyError, ValueError):

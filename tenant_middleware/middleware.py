@@ -8,8 +8,12 @@ from tenant_middleware._types import ASGIApp, Message, Receive, Scope, Send
 from tenant_middleware.context import _current
 from tenant_middleware.errors import (
     ConfigError,
+    CredentialError,
     DatabaseBlocked,
+    DatabaseError,
+    PlatformError,
     ProvisioningError,
+    RegistryError,
     RequestRefused,
     TenancyError,
     TenantArchived,
@@ -18,13 +22,27 @@ from tenant_middleware.errors import (
     TenantUnavailable,
 )
 from tenant_middleware.lifecycle import status_refusal
-from tenant_middleware.models import TenantKey, TenantStatus
-from tenant_middleware.problems import ErrorHandler, send_problem
+from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
+from tenant_middleware.problems import (
+    WS_POLICY_VIOLATION,
+    WS_TRY_AGAIN_LATER,
+    ErrorHandler,
+    send_problem,
+)
 from tenant_middleware.runtime import Tenancy
 
 logger = logging.getLogger("tenant_middleware")
-# Raised inside the app, these say the request's cached context no longer holds.
-_STALE_CONTEXT = (TenantNotFound, TenantSuspended, TenantArchived)
+# Errors of what lies below a tenant request: its database and server, its provisioning, its
+# stored credentials, the control plane. Raised inside the app, they answer 503.
+_BELOW = (DatabaseError, RegistryError, PlatformError, ProvisioningError, CredentialError)
+_STARTING = frozenset(
+    {"http.response.start", "websocket.accept", "websocket.close", "websocket.http.response.start"}
+)
+
+
+def _ws_close(error: RequestRefused) -> Message:
+    code = WS_TRY_AGAIN_LATER if isinstance(error, TenantUnavailable) else WS_POLICY_VIOLATION
+    return {"type": "websocket.close", "code": code, "reason": error.code}
 
 
 class TenancyMiddleware:
@@ -73,41 +91,61 @@ class TenancyMiddleware:
             scope["state"] = state = {}
         state["tenant"] = tenant
         token = _current.set((tenant, self.tenancy))
-        response_started = False
+        # The last message that started (HTTP) or accepted, closed or answered (WebSocket)
+        # the response; None while the contract can still answer.
+        started: str | None = None
 
         async def send_and_track(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
+            nonlocal started
+            kind = message["type"]
+            if kind in _STARTING:
+                started = kind
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_track)
-        except (RequestRefused, ProvisioningError) as error:
-            # Raised inside the app by tenant_db() (pool saturated; tenant gone, suspended or
-            # archived since it was resolved; a lazy migration failing) or by a dependency
-            # (FastAPI's CurrentTenant on an app whose tenants are optional): answer as the
-            # contract says, unless the app already answered.
-            if response_started or scope_type != "http":
+        except TenancyError as error:
+            # One rule for whatever failed below the request (the tenant's database or
+            # server, the control plane): the contract's answer, unless the app already
+            # answered (an accepted socket can still be closed with the contract's code);
+            # then it is re-raised, as any error after the response started.
+            if started is not None and (scope_type == "http" or started != "websocket.accept"):
                 raise
-            if tenant is not None and isinstance(
-                error, TenantNotFound | TenantSuspended | TenantArchived
-            ):
+            refusal = await self._refusal_inside(tenant, error)
+            if refusal is None:
+                raise
+            if scope_type == "websocket":
+                await send(_ws_close(refusal))
+            else:
+                await self.on_error(scope, receive, send, refusal)
+        finally:
+            _current.reset(token)
+
+    async def _refusal_inside(
+        self, tenant: TenantContext | None, error: TenancyError
+    ) -> RequestRefused | None:
+        """The contract's answer to an error raised inside the app, or None to re-raise it."""
+        if isinstance(error, TenantNotFound | TenantSuspended | TenantArchived):
+            # tenant_db() found the tenant gone, suspended or archived since it was resolved.
+            if tenant is not None:
                 self.tenancy.invalidate(tenant.id)  # the cached context is stale
-            if isinstance(error, ProvisioningError):
-                logger.error("tenant database could not be prepared: %s", error, exc_info=error)
-                error = TenantUnavailable(retry_after=self.tenancy.config.retry_after)
-            await self.on_error(scope, receive, send, error)
-        except DatabaseBlocked:
+            return error
+        if isinstance(error, DatabaseBlocked):
             # The database server refused the tenant: another process suspended or archived
             # it after this request resolved it from the cache. Answer as the contract says
             # for its status now, and forget the stale context.
-            if response_started or scope_type != "http" or tenant is None:
-                raise
+            if tenant is None:
+                return None
             self.tenancy.invalidate(tenant.id)
-            await self.on_error(scope, receive, send, await self._refusal_of_blocked(tenant.id))
-        finally:
-            _current.reset(token)
+            return await self._refusal_of_blocked(tenant.id)
+        if isinstance(error, RequestRefused):
+            # Pool saturated or breaker open (logged where it was decided), or a dependency's
+            # refusal (FastAPI's CurrentTenant on an app whose tenants are optional).
+            return error
+        if isinstance(error, _BELOW) and not isinstance(error, ValueError):
+            logger.error("a tenant request failed below the app: %s", error, exc_info=error)
+            return TenantUnavailable(retry_after=self.tenancy.config.retry_after)
+        return None  # the app's own mistake (ConfigError, NoTenantContext, ...)
 
     async def _refusal_of_blocked(self, tenant_id: str) -> RequestRefused:
         retry_after = self.tenancy.config.retry_after

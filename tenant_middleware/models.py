@@ -43,6 +43,8 @@ class EventKind(enum.StrEnum):
     SCHEMA_APPLIED = "schema_applied"
     # A registered tenant's missing database made again by its first pool.
     DATABASE_RECREATED = "database_recreated"
+    # A tenant's row rebuilt from its database's own identity (`tenant-middleware recover`).
+    RECOVERED = "recovered"
 
 
 class TenantKey(NamedTuple):

@@ -28,6 +28,7 @@ _DETAILS = {
     "tenant_not_found": "No tenant matches this request.",
     "invalid_credentials": "The credentials presented could not be verified.",
     "tenant_mismatch": "The request identifies more than one tenant.",
+    "ambiguous_tenant": "The request carries its tenant identifier more than once.",
     "tenant_suspended": "This tenant is suspended.",
     "tenant_archived": "This tenant has been archived.",
     "tenant_unavailable": "This tenant is temporarily unavailable; retry later.",

@@ -23,7 +23,9 @@ from tenant_middleware.lifecycle import require_servable
 from tenant_middleware.models import TenantContext, TenantStatus
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
 from tenant_middleware.provisioning import Provisioner
+from tenant_middleware.recovery import Audit, Recovery, RecoveryReport
 from tenant_middleware.registry import Registry, TenantEvent
+from tenant_middleware.registry.guard import check_control_plane
 from tenant_middleware.resolver import CacheKey, Resolver
 from tenant_middleware.schema.fleet import FleetReport, TenantMigrationResult
 from tenant_middleware.schema.package import SchemaPackage
@@ -126,6 +128,8 @@ class Tenancy:
             if not self.started:
                 # Before the control plane: it may live on the provisioner's server.
                 await self.provisioner.start()
+                # Never an empty control plane beside tenant databases (ControlPlaneMissing).
+                check_control_plane(self.config, self.registry)
                 await self.registry.start()
                 self.pools.start()
                 if self.change_follower is not None:
@@ -309,6 +313,28 @@ class Tenancy:
         """Replace a tenant's database credentials: every earlier token stops working."""
         await self.start()
         return await self._parts.credentials.rotate_credentials(tenant_id_or_slug)
+
+    # -- recovery (`tenant_middleware.recovery`) -------------------------------------------
+    async def recover(
+        self, *, namespaces: Sequence[str] = (), dry_run: bool = False
+    ) -> RecoveryReport:
+        """Rebuild missing control-plane rows from the tenant databases found.
+
+        A lost local control plane is refused at start (`ControlPlaneMissing`): recover with
+        a runtime configured `control_plane_create=True`, as `tenant-middleware recover` does.
+        """
+        await self.start()
+        report = await self._recovery(namespaces).recover(dry_run=dry_run)
+        self.cache.clear()  # tenants answered 404 before may exist now
+        return report
+
+    async def audit(self, *, namespaces: Sequence[str] = ()) -> Audit:
+        """Compare the control plane with the tenant databases found: orphans, missing ones."""
+        await self.start()
+        return await self._recovery(namespaces).audit()
+
+    def _recovery(self, namespaces: Sequence[str]) -> Recovery:
+        return Recovery(self.registry, self.provisioner, self.config, namespaces=namespaces)
 
     # -- observability --------------------------------------------------------------------
     def invalidate(self, tenant_id: str) -> None:

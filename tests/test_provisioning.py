@@ -31,6 +31,7 @@ from tenant_middleware import (
     TenantContext,
     TenantKey,
     TenantStatus,
+    TenantUnavailable,
     current_tenant,
     tenant_db,
 )
@@ -224,9 +225,11 @@ async def test_a_database_destroyed_under_an_open_pool_is_not_recreated_empty(
     assert location.path is not None
     async with tenancy.connect(acme):
         await tenancy.provisioner.destroy(location)  # an operator removed the file by hand
-        with pytest.raises(DatabaseError, match="does not exist"):
+        with pytest.raises(TenantUnavailable) as refused:
             async with tenancy.connect(acme):  # the pool's second connection
                 pass
+        assert isinstance(refused.value.__cause__, DatabaseError)
+        assert "does not exist" in str(refused.value.__cause__)
     assert not location.path.exists()
     await tenancy.pools.discard(acme.id)  # a new pool gets the database back, migrated
     async with tenancy.connect(acme) as db:

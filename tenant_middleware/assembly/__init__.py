@@ -102,6 +102,8 @@ def build(
         acquire_timeout=config.pool_acquire_timeout,
         idle_timeout=config.pool_idle_timeout,
         retry_after=config.retry_after,
+        breaker_threshold=config.breaker_threshold,
+        breaker_cooldown=config.breaker_cooldown,
         clock=monotonic,
     )
     hooks = Hooks()

@@ -26,6 +26,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         from tenant_middleware.cli._render import Output
 
         output = Output()
+        if args.action in ("backup", "restore-backup"):
+            from tenant_middleware.cli._recovery import restore_backup, run_backup
+
+            return (run_backup if args.action == "backup" else restore_backup)(args, output)
         if args.action == "check":
             import asyncio
 

@@ -18,6 +18,7 @@ from tenant_middleware.cli._errors import (
     setting_name,
 )
 from tenant_middleware.cli._packages import ENV_VAR, OPTION, load_packages, packages_reference
+from tenant_middleware.cli._probes import audit_databases, probe_platform
 from tenant_middleware.cli._render import Output
 from tenant_middleware.cli._session import open_tenancy
 from tenant_middleware.config import TenancyConfig
@@ -45,7 +46,10 @@ async def check(args: argparse.Namespace, output: Output) -> int:
     findings.append(_check_packages(args))
     if config is not None:
         findings.append(_check_data_dir(config))
-        findings.append(await _check_control_plane(config))
+        platform = await probe_platform(config)
+        if platform is not None:
+            findings.append(Finding(*platform))
+        findings.extend(await _check_control_plane(config))
     width = max(len(f.subject) for f in findings)
     for finding in findings:
         line = Text(
@@ -102,15 +106,16 @@ def _probe(directory: Path) -> str | None:
     return None
 
 
-async def _check_control_plane(config: TenancyConfig) -> Finding:
+async def _check_control_plane(config: TenancyConfig) -> list[Finding]:
     location = config.control_plane_location
     try:
         async with open_tenancy(config, ()) as tenancy:
             await tenancy.list(limit=1)
+            databases = Finding(*await audit_databases(tenancy))
     except ConfigError as exc:
-        return Finding("control plane", False, config_problem(exc))
+        return [Finding("control plane", False, config_problem(exc))]
     except CLIError as exc:
-        return Finding("control plane", False, str(exc))
+        return [Finding("control plane", False, str(exc))]
     except TenancyError as exc:
-        return Finding("control plane", False, f"{location}: {exc}")
-    return Finding("control plane", True, f"{location} opens and answers")
+        return [Finding("control plane", False, f"{location}: {exc}")]
+    return [Finding("control plane", True, f"{location} opens and answers"), databases]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 from collections.abc import Awaitable, Callable, Sequence
 
 from tenant_middleware.cli import commands
 from tenant_middleware.cli._migrate import migrate
 from tenant_middleware.cli._packages import load_packages, packages_reference
+from tenant_middleware.cli._recovery import recover
 from tenant_middleware.cli._render import Output
 from tenant_middleware.cli._rotate import rotate_credentials, rotate_keys
 from tenant_middleware.cli._session import open_tenancy
@@ -35,12 +37,16 @@ HANDLERS: dict[str, Handler] = {
     "stats": commands.stats,
     "rotate-keys": rotate_keys,
     "rotate-credentials": rotate_credentials,
+    "recover": recover,
 }
 
 
 def run_handler(args: argparse.Namespace, output: Output) -> int:
     """Read the settings and packages, open the runtime, and run the command's handler."""
     config = TenancyConfig.from_env()
+    if args.action == "recover":
+        # Rebuilding a lost control plane starts from an empty one: that is the point.
+        config = dataclasses.replace(config, control_plane_create=True)
     reference = packages_reference(getattr(args, "packages", None), os.environ)
     packages = load_packages(reference)
     return asyncio.run(_run_command(HANDLERS[args.action], args, output, config, packages))

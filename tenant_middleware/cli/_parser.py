@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    sub = command("stats", "count tenants by status and plan, and their databases on disk")
+    sub = command("stats", "count tenants by status and plan, and describe their databases")
     sub.add_argument("--json", action="store_true", help="print a JSON object")
 
     sub = command(
@@ -182,5 +182,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--id", dest="key_id", metavar="KEY_ID", help="default: k<date>-<random>")
 
-    command("check", "report configuration problems and unreachable databases")
+    sub = command(
+        "recover",
+        "rebuild missing control-plane rows from the tenant databases found (local files, "
+        "sqld namespaces); exit 1 if any database was skipped",
+    )
+    sub.add_argument(
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        metavar="NAME",
+        help="a sqld namespace (t-<hex>) to read too (repeatable): sqld's admin API lists "
+        "only namespaces served since it started",
+    )
+    sub.add_argument("--dry-run", action="store_true", help="only show what would be recovered")
+    sub.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    sub = command("backup", "write a consistent online copy of the control plane to PATH")
+    sub.add_argument("path", metavar="PATH", help="a new file: SQLite for a local control plane")
+    sub.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    sub = command(
+        "restore-backup",
+        "put a backup file in place of the local control plane (stop the app first)",
+        action="restore-backup",
+    )
+    sub.add_argument("path", metavar="PATH", help="a file written by `backup`")
+    sub.add_argument("--replace", action="store_true", help="replace an existing control plane")
+
+    command("check", "report configuration problems, unreachable databases and servers")
     return parser

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -157,33 +158,74 @@ async def domains_list(tenancy: Tenancy, args: argparse.Namespace, output: Outpu
 
 
 async def stats(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
-    """`stats`: the fleet as the control plane and the data directory see it."""
+    """`stats`: the fleet as the control plane sees it, and where its databases live."""
     tenants = await tenancy.all_tenants()
     by_status = Counter(t.status.value for t in tenants)
     by_plan = Counter(t.plan or "(none)" for t in tenants)
-    paths = [tenancy.provisioner.locate(t.id).path for t in tenants]
-    files, size = await asyncio.to_thread(_disk_usage, [p for p in paths if p is not None])
     statuses = {s.value: by_status.get(s.value, 0) for s in TenantStatus}
     plans = dict(sorted(by_plan.items()))
-    control_plane = tenancy.config.control_plane_location
-    data_dir = str(tenancy.config.data_dir)
+    config = tenancy.config
+    control_plane = config.control_plane_location
+    databases, where = await _databases(tenancy, tenants)
+    breakers = tenancy.stats().pools.breakers
+    breaker = {
+        "threshold": config.breaker_threshold,
+        "cooldown": config.breaker_cooldown,
+        "open": breakers.open,
+        "half_open": breakers.half_open,
+        "trips": breakers.trips,
+    }
     if args.json:
         output.json(
             {
                 "tenants": len(tenants),
                 "by_status": statuses,
                 "by_plan": plans,
-                "databases": {"files": files, "bytes": size},
+                "databases": databases,
                 "control_plane": control_plane,
-                "data_dir": data_dir,
+                "data_dir": str(config.data_dir),
+                "breaker": breaker,
             }
         )
         return EXIT_OK
     output.line(f"{len(tenants)} tenants; control plane {control_plane}")
     output.table(counts_table("status", {k: v for k, v in statuses.items() if v}))
     output.table(counts_table("plan", plans))
-    output.line(f"tenant databases on disk: {files} files, {_human_size(size)} in {data_dir}")
+    output.line(where)
+    output.line(
+        f"breaker: opens after {config.breaker_threshold} failures in a row for"
+        f" {config.breaker_cooldown:g}s; open in this process: {breakers.open}"
+    )
     return EXIT_OK
+
+
+async def _databases(
+    tenancy: Tenancy, tenants: Sequence[TenantContext]
+) -> tuple[dict[str, object], str]:
+    """The tenant databases, described for the provisioner that holds them."""
+    config, count = tenancy.config, len(tenants)
+    if config.provisioner == "sqld":
+        return (
+            {"provisioner": "sqld", "databases": count, "server": config.sqld_url},
+            f"tenant databases: {count} namespaces on sqld {config.sqld_url}",
+        )
+    if config.provisioner == "turso":
+        return (
+            {
+                "provisioner": "turso",
+                "databases": count,
+                "organization": config.turso_organization,
+                "group": config.turso_group,
+            },
+            f"tenant databases: {count} Turso databases in group {config.turso_group}"
+            f" of organization {config.turso_organization}",
+        )
+    paths = [tenancy.provisioner.locate(t.id).path for t in tenants]
+    files, size = await asyncio.to_thread(_disk_usage, [p for p in paths if p is not None])
+    return (
+        {"provisioner": "local", "files": files, "bytes": size},
+        f"tenant databases on disk: {files} files, {_human_size(size)} in {config.data_dir}",
+    )
 
 
 def _disk_usage(paths: list[Path]) -> tuple[int, int]:

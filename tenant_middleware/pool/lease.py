@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from tenant_middleware.db.protocol import Connection, Executor, Params, ResultSet, Statement
-from tenant_middleware.errors import DatabaseError
+from tenant_middleware.errors import DatabaseError, DatabaseUnreachable
 
 if TYPE_CHECKING:
     from tenant_middleware.pool._tenant_pool import TenantPool
@@ -130,9 +131,19 @@ class Lease:
         self._lease = PooledConnection(self._tenant_id, connection, pool.gate)
         return self._lease
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         pool, lease = self._pool, self._lease
         if pool is None or lease is None:
             return
         self._pool = self._lease = None
-        await self._manager._release(pool, lease._release())
+        manager = self._manager
+        # Only while some tenant's breaker has a failure on record, or on a failure: the
+        # common case costs one attribute read.
+        if manager.breakers.watching or (exc is not None and isinstance(exc, DatabaseUnreachable)):
+            manager._lease_ended(self._tenant_id, exc)
+        await manager._release(pool, lease._release())

@@ -14,6 +14,9 @@
   event wakes one waiter, so thousands of waiters cost no more per release than one.
 - Connections idle longer than `idle_timeout` are closed by `reap()`, which a background task
   runs; pools left empty are dropped.
+- A tenant whose database cannot be reached or opened gets `TenantUnavailable` (the cause
+  chained and logged once), never the driver's error; after `breaker_threshold` such failures
+  in a row its breaker (`breaker`) refuses it at once for `breaker_cooldown` seconds.
 
 The pools and the count of their connections are kept by the base class in `_pools`; `Lease`
 and the handle it yields live in `lease`.
@@ -23,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tenant_middleware.errors import TenantUnavailable
+from tenant_middleware.errors import DatabaseUnreachable, TenantUnavailable
 from tenant_middleware.pool._pools import Opener, Prepare, TenantPools
+from tenant_middleware.pool.breaker import Breakers, is_failure
 from tenant_middleware.pool.lease import Lease
 
 if TYPE_CHECKING:
@@ -39,6 +44,8 @@ if TYPE_CHECKING:
     from tenant_middleware.pool.stats import PoolStats
 
 __all__ = ["Lease", "Opener", "PoolManager", "Prepare"]
+
+logger = logging.getLogger("tenant_middleware.pool")
 
 
 class PoolManager(TenantPools):
@@ -55,6 +62,8 @@ class PoolManager(TenantPools):
         acquire_timeout: float = 5.0,
         idle_timeout: float = 60.0,
         retry_after: int = 5,
+        breaker_threshold: int = 5,
+        breaker_cooldown: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
@@ -68,6 +77,9 @@ class PoolManager(TenantPools):
         self._acquire_timeout = acquire_timeout
         self._idle_timeout = idle_timeout
         self._retry_after = retry_after
+        self.breakers = Breakers(
+            threshold=breaker_threshold, cooldown=breaker_cooldown, clock=clock
+        )
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -85,36 +97,69 @@ class PoolManager(TenantPools):
 
     async def _acquire(self, tenant_id: str) -> tuple[TenantPool, Connection]:
         self._check_open()
+        breakers = self.breakers
+        if breakers.watching:
+            breakers.admit(tenant_id)  # raises while the tenant's breaker is open
         self._counters.acquisitions += 1
         deadline = self._clock() + self._acquire_timeout
         waited = False
-        while True:
-            pool = await self._pool(tenant_id)
-            self._check_open()  # closed while the pool was being created
-            if pool.retired:
-                # Evicted before this task resumed: nobody would wake a waiter in its queue.
-                if self._clock() >= deadline:
-                    raise self._timed_out()
-                continue
-            pool.last_used = self._clock()
-            if pool.idle:
-                connection, _ = pool.idle.pop()
-                pool.in_use += 1
-                return pool, connection
-            queue = pool.waiters
-            if pool.size < self._per_tenant:
-                if self._open >= self._max_connections:
-                    self._close_one_idle(except_pool=pool)
-                if self._open < self._max_connections:
-                    return pool, await self._open_connection(pool)
-                queue = self._waiters
-            if not waited:
-                self._counters.waits += 1
-            # A waiter woken to look again keeps its place at the head of the line.
-            handed = await self._wait(pool, queue, deadline, first=not waited)
-            waited = True
-            if handed is not None:
-                return pool, handed  # still counted in use: the releaser handed it over
+        # One try around the whole loop (free while nothing raises), not a wrapper coroutine.
+        try:
+            while True:
+                pool = await self._pool(tenant_id)
+                self._check_open()  # closed while the pool was being created
+                if pool.retired:
+                    # Evicted before this task resumed: nobody would wake a waiter in its queue.
+                    if self._clock() >= deadline:
+                        raise self._timed_out()
+                    continue
+                pool.last_used = self._clock()
+                if pool.idle:
+                    connection, _ = pool.idle.pop()
+                    pool.in_use += 1
+                    return pool, connection
+                queue = pool.waiters
+                if pool.size < self._per_tenant:
+                    if self._open >= self._max_connections:
+                        self._close_one_idle(except_pool=pool)
+                    if self._open < self._max_connections:
+                        return pool, await self._open_connection(pool)
+                    queue = self._waiters
+                if not waited:
+                    self._counters.waits += 1
+                # A waiter woken to look again keeps its place at the head of the line.
+                handed = await self._wait(pool, queue, deadline, first=not waited)
+                waited = True
+                if handed is not None:
+                    return pool, handed  # still counted in use: the releaser handed it over
+        except BaseException as error:
+            refusal = self._failure(tenant_id, error)
+            if refusal is None:
+                raise
+            raise refusal from error
+
+    def _failure(self, tenant_id: str, error: BaseException) -> TenantUnavailable | None:
+        """Count a failure to open the tenant's database and return the 503 it becomes, or
+        None for an error that says nothing of the database (a status refusal, a timeout)."""
+        breakers = self.breakers
+        if not is_failure(error):
+            if breakers.watching:
+                breakers.settled(tenant_id)
+            return None
+        if breakers.failed(tenant_id, error):
+            logger.error(
+                "tenant %s: its database could not be opened: %s", tenant_id, error, exc_info=error
+            )
+        return TenantUnavailable(
+            "the tenant's database cannot be reached", retry_after=self._retry_after
+        )
+
+    def _lease_ended(self, tenant_id: str, error: BaseException | None) -> None:
+        """A lease ended: the database answered, unless it was found unreachable."""
+        if isinstance(error, DatabaseUnreachable):
+            self.breakers.failed(tenant_id, error)
+        else:
+            self.breakers.succeeded(tenant_id)
 
     def _timed_out(self) -> TenantUnavailable:
         self._counters.timeouts += 1
@@ -182,6 +227,7 @@ class PoolManager(TenantPools):
     async def discard(self, tenant_id: str) -> None:
         """Retire a tenant's pool (suspension, archival, deletion); leases in use finish."""
         pool = self._pools.pop(tenant_id, None)
+        self.breakers.forget(tenant_id)
         if pool is not None:
             self._retire(pool)
 
@@ -246,4 +292,5 @@ class PoolManager(TenantPools):
             in_use=in_use,
             idle=idle,
             waiting=len(self._waiters) + sum(len(p.waiters) for p in self._pools.values()),
+            breakers=self.breakers.stats(),
         )

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tenant_middleware.pool.breaker import BreakerStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +25,7 @@ class PoolStats:
     pools_created: int
     connections_opened: int
     connections_closed: int
+    breakers: BreakerStats
 
 
 @dataclass(slots=True)
@@ -36,7 +41,14 @@ class PoolCounters:
     connections_closed: int = 0
 
     def snapshot(
-        self, *, open_pools: int, connections_open: int, in_use: int, idle: int, waiting: int
+        self,
+        *,
+        open_pools: int,
+        connections_open: int,
+        in_use: int,
+        idle: int,
+        waiting: int,
+        breakers: BreakerStats,
     ) -> PoolStats:
         """Freeze the counters together with the current gauges."""
         return PoolStats(
@@ -52,4 +64,5 @@ class PoolCounters:
             pools_created=self.pools_created,
             connections_opened=self.connections_opened,
             connections_closed=self.connections_closed,
+            breakers=breakers,
         )

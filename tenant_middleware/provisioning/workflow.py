@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import InvalidTransition, PlatformConflict, ProvisioningError
+from tenant_middleware.identity import record_identity
 from tenant_middleware.models import EventKind, TenantContext, TenantStatus
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class ProvisioningWorkflow:
             connection = await self._provisioner.connect(location)
             try:
                 applied = await self._schema.bring_up_to_date(tenant.id, connection)
+                await record_identity(connection, tenant)
             finally:
                 await connection.close()
             await self._registry.record_event(

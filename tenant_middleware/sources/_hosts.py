@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from tenant_middleware._types import Scope
-from tenant_middleware.errors import ConfigError
+from tenant_middleware.errors import AmbiguousTenant, ConfigError
 from tenant_middleware.models import TenantKey
 from tenant_middleware.validation import host_from_header, normalize_domain
 
@@ -31,6 +31,19 @@ def raw_header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return value if type(value) is bytes else bytes(value)
     return None
+
+
+def only_header(scope: Scope, name: bytes) -> bytes | None:
+    """Return the raw value of header `name` (lower-case), or None; `AmbiguousTenant` when
+    the request sends it twice: which one a proxy or the app would read is anyone's guess, so
+    neither is believed."""
+    found: bytes | None = None
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            if found is not None:
+                raise AmbiguousTenant("the request repeats a header that names its tenant")
+            found = value if type(value) is bytes else bytes(value)
+    return found
 
 
 class TrustedProxies:

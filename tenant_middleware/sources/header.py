@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from tenant_middleware._types import Scope
 from tenant_middleware.errors import ConfigError, TenantNotFound
 from tenant_middleware.models import TenantKey
-from tenant_middleware.sources._hosts import TrustedProxies, raw_header, remember
+from tenant_middleware.sources._hosts import TrustedProxies, only_header, remember
 from tenant_middleware.validation import normalize_slug, normalize_tenant_id
 
 # A slug is at most 63 characters and an id 36; anything much longer is malformed, and the
@@ -86,10 +86,11 @@ class HeaderSource:
         self._memo: dict[bytes, TenantKey | None] = {}
 
     async def identify(self, scope: Scope) -> TenantKey | None:
-        """Return the key the header names, None without it; `TenantNotFound` if malformed."""
+        """Return the key the header names, None without it; `TenantNotFound` if malformed,
+        `AmbiguousTenant` if the header comes twice."""
         if self._require_proxy and not self._proxies.contains(scope):
             return None
-        raw = raw_header(scope, self._header)
+        raw = only_header(scope, self._header)
         if raw is None:
             return None
         try:

@@ -13,9 +13,9 @@ from jwt.algorithms import AllowedPublicKeys
 from jwt.types import Options
 
 from tenant_middleware._types import Scope
-from tenant_middleware.errors import ConfigError, InvalidCredentials
+from tenant_middleware.errors import AmbiguousTenant, ConfigError, InvalidCredentials
 from tenant_middleware.models import TenantKey
-from tenant_middleware.sources._hosts import raw_header, remember
+from tenant_middleware.sources._hosts import only_header, remember
 from tenant_middleware.sources.header import TOKEN_CHARS, identifier_key
 from tenant_middleware.sources.jwks import (
     JWKSClient,
@@ -132,8 +132,9 @@ class JWTSource:
         self._cache: dict[bytes, tuple[float, TenantKey]] = {}
 
     async def identify(self, scope: Scope) -> TenantKey | None:
-        """Return the key of the token's tenant claim, None without a token."""
-        raw = raw_header(scope, b"authorization")
+        """Return the key of the token's tenant claim, None without a token; `AmbiguousTenant`
+        for two `Authorization` headers or two cookies of the token's name."""
+        raw = only_header(scope, b"authorization")
         if raw is not None:
             # Keyed by the whole header value: a repeated token skips even the parsing.
             entry = self._cache.get(raw)
@@ -220,18 +221,22 @@ class JWTSource:
 
 
 def _cookie(scope: Scope, name: bytes) -> bytes | None:
-    """Return the value of cookie `name`; malformed pairs are skipped, never fatal."""
+    """Return the value of cookie `name`; malformed pairs are skipped, never fatal; the name
+    twice (in one `Cookie` header or several) raises `AmbiguousTenant`."""
+    found: bytes | None = None
     for key, value in scope.get("headers", ()):
         if key != b"cookie" or name not in value:
             continue
         for pair in bytes(value).split(b";"):
-            cookie, sep, found = pair.partition(b"=")
+            cookie, sep, content = pair.partition(b"=")
             if sep and cookie.strip() == name:
-                found = found.strip()
-                if len(found) >= 2 and found[:1] == found[-1:] == b'"':
-                    found = found[1:-1].strip()
-                return found
-    return None
+                if found is not None:
+                    raise AmbiguousTenant("the request sends the token cookie twice")
+                content = content.strip()
+                if len(content) >= 2 and content[:1] == content[-1:] == b'"':
+                    content = content[1:-1].strip()
+                found = content
+    return found
 
 
 def _is_number(value: object) -> bool:

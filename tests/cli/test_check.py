@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.conftest import CLI, assert_user_error
+from tests.cli.conftest import CLI, assert_user_error, database_file, seed
 
 
 def test_check_reports_health_or_each_problem(cli: CLI, tmp_path: Path) -> None:
@@ -31,3 +31,19 @@ def test_check_reports_health_or_each_problem(cli: CLI, tmp_path: Path) -> None:
     assert "TENANCY_CACHE_TTL: cannot parse 'soon'" in bad_config.stdout
     assert f"{a_file} exists and is not a directory" in data_dir_file.stdout
     assert "TENANCY_PACKAGES: cannot import module 'no_such_module'" in bad_packages.stdout
+
+
+def test_check_reports_tenants_missing_their_database_and_a_lost_control_plane(
+    cli: CLI,
+) -> None:
+    tenants = seed(cli.data_dir, ["acme", "beta"])
+    database_file(cli.data_dir, tenants["beta"]).unlink()
+    missing = cli("check")
+    assert_user_error(missing, 1)
+    assert "1 tenant(s) whose database is missing (beta)" in missing.stdout
+    (cli.data_dir / "control-plane.db").unlink()
+    lost = cli("check")
+    assert_user_error(lost, 1)
+    assert "PROBLEM  control plane" in lost.stdout
+    assert "tenant-middleware recover" in lost.stdout
+    assert not (cli.data_dir / "control-plane.db").exists()  # check created nothing

@@ -10,7 +10,7 @@ from tests.cli.conftest import CLI, SCRIPT, Result, assert_user_error, finish
 
 COMMANDS = (
     "provision", "list", "show", "suspend", "restore", "archive",
-    "delete", "domains", "migrate", "stats", "check",
+    "delete", "domains", "migrate", "stats", "check", "recover", "backup", "restore-backup",
 )  # fmt: skip
 
 

@@ -77,11 +77,6 @@ async def test_custom_header_name(make_scope):
     assert await source.identify(with_header(make_scope, b"acme")) is None
 
 
-async def test_first_header_value_counts(make_scope):
-    scope = make_scope(headers=[(b"x-tenant-id", b"acme"), (b"x-tenant-id", b"evil")])
-    assert await HeaderSource().identify(scope) == TenantKey("slug", "acme")
-
-
 async def test_require_trusted_proxy_ignores_other_peers(make_scope):
     source = HeaderSource(trusted_proxies=("10.0.0.0/8",), require_trusted_proxy=True)
     headers = [(b"x-tenant-id", b"acme")]

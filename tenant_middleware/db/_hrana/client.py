@@ -44,7 +44,7 @@ from tenant_middleware.db._http.transport import (
     TransportError,
     TransportTimeout,
 )
-from tenant_middleware.errors import DatabaseError
+from tenant_middleware.errors import DatabaseError, DatabaseUnreachable
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -192,9 +192,9 @@ class HranaClient:
                     endpoint.route, headers, content, time_limit=deadline - loop.time()
                 )
         except (TimeoutError, TransportTimeout) as exc:
-            raise DatabaseError(f"{endpoint}: no answer within {self.timeout:g}s") from exc
+            raise DatabaseUnreachable(f"{endpoint}: no answer within {self.timeout:g}s") from exc
         except TransportError as exc:
-            raise DatabaseError(f"{endpoint}: {scrub(str(exc), token)}") from exc
+            raise DatabaseUnreachable(f"{endpoint}: {scrub(str(exc), token)}") from exc
 
 
 def _default_transport(
