@@ -59,7 +59,7 @@ def public_callables() -> list[tuple[str, object]]:
 @pytest.mark.parametrize(("name", "value"), public_callables())
 def test_the_public_signatures_resolve(name: str, value: object) -> None:
     # FastAPI and documentation tools call get_type_hints: every annotation must resolve.
-    target = value.__init__ if inspect.isclass(value) else value  # type: ignore[misc]
+    target = value.__init__ if inspect.isclass(value) else value
     assert isinstance(typing.get_type_hints(target), dict)
 
 
@@ -87,7 +87,7 @@ def test_every_error_is_exported_and_derives_from_the_base() -> None:
 
 
 def test_request_facing_errors_carry_distinct_codes() -> None:
-    facing = [
+    facing: list[type[errors.RequestRefused]] = [
         errors.TenantRequired,
         errors.TenantNotFound,
         errors.InvalidCredentials,

@@ -160,7 +160,7 @@ async def test_an_accepted_websocket_closes_with_1013(make_tenancy: TenancyFacto
         "server": ("acme.example.com", 80),
         "subprotocols": [],
     }
-    await app(scope, receive, send)
+    await app(scope, receive, send)  # type: ignore[arg-type]
     assert [m["type"] for m in sent] == ["websocket.accept", "websocket.close"]
     assert sent[1]["code"] == 1013
 

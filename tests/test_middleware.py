@@ -20,8 +20,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tenant_middleware import (
     DatabaseError,
+    RequestRefused,
     Tenancy,
-    TenancyError,
     TenancyMiddleware,
     TenantKey,
     TenantStatus,
@@ -223,9 +223,9 @@ async def test_optional_tenancy_lets_requests_without_a_tenant_through(
 
 
 async def test_on_error_hook_renders_refusals(make_tenancy: TenancyFactory) -> None:
-    seen: list[TenancyError] = []
+    seen: list[RequestRefused] = []
 
-    async def on_error(scope: Scope, receive: Receive, send: Send, error: TenancyError) -> None:
+    async def on_error(scope: Scope, receive: Receive, send: Send, error: RequestRefused) -> None:
         seen.append(error)
         response = PlainTextResponse(f"custom {error.code}", status_code=error.status_code)
         await response(scope, receive, send)

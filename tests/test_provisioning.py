@@ -38,6 +38,7 @@ from tenant_middleware import (
 from tenant_middleware._types import Scope
 from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.db.protocol import Executor
+from tenant_middleware.models import EventKind
 from tenant_middleware.naming import TENANTS_DIRECTORY, DatabaseLocation, local_location
 from tenant_middleware.provisioning import LocalProvisioner
 from tenant_middleware.registry import MemoryRegistry, TenantEvent
@@ -141,7 +142,7 @@ async def test_provision_records_each_step_and_ends_active(build: Builder) -> No
         {"tier": 1},
     )
     events = await tenancy.events(acme.id)
-    kinds = [e.kind for e in events]
+    kinds = [str(e.kind) for e in events]
     assert kinds.index("created") < kinds.index("database_created")
     assert kinds.index("database_created") < kinds.index("schema_applied")
     assert status_changes(events) == [("provisioning", "active", None)]
@@ -234,7 +235,7 @@ async def test_a_database_destroyed_under_an_open_pool_is_not_recreated_empty(
     await tenancy.pools.discard(acme.id)  # a new pool gets the database back, migrated
     async with tenancy.connect(acme) as db:
         assert (await db.execute("SELECT count(*) FROM items")).scalar() == 0
-    kinds = [e.kind for e in await tenancy.events(acme.id)]
+    kinds = [str(e.kind) for e in await tenancy.events(acme.id)]
     assert kinds.count("database_recreated") == 1
 
 
@@ -407,7 +408,7 @@ async def test_concurrent_provisioning_of_one_slug_happens_once(
     assert {tenant.status for tenant in results} == {TenantStatus.ACTIVE}
     assert provisioner.creates == 1
     assert [tenant.slug for tenant in await tenancy.list()] == ["same"]
-    kinds = [e.kind for e in await tenancy.events(results[0].id)]
+    kinds = [str(e.kind) for e in await tenancy.events(results[0].id)]
     assert (kinds.count("created"), kinds.count("database_created")) == (1, 1)
     assert len(database_files(tenancy)) == 1
 
@@ -541,7 +542,7 @@ async def test_a_provisioning_finished_elsewhere_is_not_undone(build: Builder) -
     class FinishedElsewhere(MemoryRegistry):
         """Another process activates the tenant while our workflow runs."""
 
-        async def record_event(self, tenant_id: str, kind: str, detail: Any = None) -> None:
+        async def record_event(self, tenant_id: str, kind: EventKind, detail: Any = None) -> None:
             await super().record_event(tenant_id, kind, detail)
             if kind == "schema_applied":
                 await super().set_status(tenant_id, TenantStatus.ACTIVE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from tenant_middleware.naming import local_location
 from tenant_middleware.recovery import tenant_id_of
 
 
-def _config(data_dir: Path, **settings: bool) -> TenancyConfig:
+def _config(data_dir: Path, **settings: Any) -> TenancyConfig:
     return TenancyConfig(data_dir=data_dir, cache_sync_interval=0, **settings)
 
 

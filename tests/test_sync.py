@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tenant_middleware import Tenancy, TenancyConfig, TenancyMiddleware, current_tenant, tenant_db
+from tenant_middleware.models import EventKind
 from tenant_middleware.registry import TenantEvent
 from tenant_middleware.sync import ChangeFollower
 from tests.conftest import client_for
@@ -167,7 +168,9 @@ async def test_an_unreadable_control_plane_is_logged_and_retried(
         async def events_after(self, event_id: int, *, limit: int) -> Sequence[TenantEvent]:
             if self.down:
                 raise ConnectionError("control plane unreachable")
-            return [TenantEvent(id=event_id + 1, tenant_id="t1", kind="status_changed", at=0)]
+            return [
+                TenantEvent(id=event_id + 1, tenant_id="t1", kind=EventKind.STATUS_CHANGED, at=0)
+            ]
 
     seen: list[Sequence[TenantEvent]] = []
 
@@ -220,10 +223,10 @@ async def test_re_encrypted_credentials_keep_pools_and_rotated_ones_close_them(
         await db.execute("SELECT 1")
     assert serving.pools.stats().open_pools == 1
     # rotate-keys elsewhere: the same token under another key; the open connections stay valid.
-    reencrypted = TenantEvent(id=1, tenant_id=acme.id, kind="credentials_changed", at=0)
+    reencrypted = TenantEvent(id=1, tenant_id=acme.id, kind=EventKind.CREDENTIALS_CHANGED, at=0)
     await serving.apply_changes([reencrypted])
     assert serving.pools.stats().open_pools == 1
-    rotated = TenantEvent(id=2, tenant_id=acme.id, kind="credentials_rotated", at=0)
+    rotated = TenantEvent(id=2, tenant_id=acme.id, kind=EventKind.CREDENTIALS_ROTATED, at=0)
     await serving.apply_changes([rotated])
     assert serving.pools.stats().open_pools == 0
 
@@ -240,7 +243,7 @@ async def test_a_control_plane_restored_from_a_backup_is_followed_from_its_newes
             if event_id >= self.newest:
                 return []
             return [
-                TenantEvent(id=n, tenant_id="t1", kind="status_changed", at=0)
+                TenantEvent(id=n, tenant_id="t1", kind=EventKind.STATUS_CHANGED, at=0)
                 for n in range(event_id + 1, min(self.newest, event_id + limit) + 1)
             ]
 

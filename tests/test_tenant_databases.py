@@ -320,7 +320,7 @@ async def test_a_tenant_whose_database_vanished_gets_it_back_on_first_request(
     assert location.path.exists()
     ledger = await query(location.path, f"SELECT package, version FROM {LEDGER_TABLE}")  # noqa: S608
     assert ledger == [("app", 1)]
-    kinds = [event.kind for event in await tenancy.events(acme.id)]
+    kinds = [str(event.kind) for event in await tenancy.events(acme.id)]
     assert kinds.count("database_recreated") == 1
     assert (await tenancy.get(acme.id)).status is TenantStatus.ACTIVE
 
@@ -368,7 +368,7 @@ async def test_delete_with_destroy_data_removes_the_file_and_the_record(
     assert files_in(tenants_dir(tenancy)) == set()
     with pytest.raises(TenantNotFound):
         await tenancy.get(acme.id)
-    assert [e.kind for e in await tenancy.registry.events(acme.id)][-1] == "deleted"
+    assert [str(e.kind) for e in await tenancy.registry.events(acme.id)][-1] == "deleted"
     again = await tenancy.provision("acme")  # the slug is free again, with a new database
     assert again.id != acme.id
     new_path = tenancy.provisioner.locate(again.id).path
@@ -477,7 +477,7 @@ async def test_a_request_that_outlives_a_deletion_does_not_recreate_the_database
     await asyncio.sleep(0.05)
     assert "served" not in outcomes
     assert files_in(tenants_dir(tenancy)) == set()
-    kinds = [event.kind for event in await tenancy.registry.events(acme.id)]
+    kinds = [str(event.kind) for event in await tenancy.registry.events(acme.id)]
     assert "database_recreated" not in kinds
 
 

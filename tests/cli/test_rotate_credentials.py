@@ -104,7 +104,7 @@ async def test_rotate_credentials_replaces_a_turso_token(
         # This process's pool still holds the old token: refused once, then the new one.
         async with tenancy.connect(acme) as db:
             assert (await db.execute("SELECT 1")).scalar() == 1
-        kinds = [event.kind for event in await tenancy.events("acme")]
+        kinds = [str(event.kind) for event in await tenancy.events("acme")]
         assert kinds.count("credentials_rotated") == 1
         await tenancy.delete("acme", destroy_data=True)
     rotations = [p for _, p, _ in emulator.requests if p.endswith("/auth/rotate")]

@@ -59,7 +59,7 @@ async def test_a_deleted_control_plane_is_refused_then_recovered_with_every_tena
         for slug in ("alpha", "bravo"):
             recovered = await operator.get(slug)
             assert recovered.id == tenants[slug].id
-            kinds = [event.kind for event in await operator.events(recovered.id)]
+            kinds = [str(event.kind) for event in await operator.events(recovered.id)]
             assert "recovered" in kinds
 
 

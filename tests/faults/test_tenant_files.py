@@ -86,7 +86,7 @@ async def test_a_deleted_file_is_recreated_empty_and_recorded(tmp_path: Path) ->
             await all_served(client, HEALTHY)
             assert client.non_contract == []
     async with Tenancy(config) as operator:
-        kinds = [event.kind for event in await operator.events(tenants["gone"].id)]
+        kinds = [str(event.kind) for event in await operator.events(tenants["gone"].id)]
     assert "database_recreated" in kinds
 
 

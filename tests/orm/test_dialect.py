@@ -29,6 +29,10 @@ from tenant_middleware.sqlalchemy import (
 )
 from tests.orm.models import Counter, Project, Sample, SQLNote, Task
 
+# The mapped tables, typed as tables (the models' `__table__` reads as a plain FromClause).
+task_table = sqlalchemy.Table("tasks", Task.metadata)
+sqlnote_table: sqlalchemy.Table = SQLModel.metadata.tables[SQLNote.__tablename__]
+
 Factory = Callable[..., Tenancy]
 
 
@@ -108,11 +112,11 @@ async def test_savepoints_executemany_and_returning(make_orm_tenancy: Factory) -
         assert returned.one().title == "ret"
         connection = await session.connection()
         plain = await connection.execute(
-            Task.__table__.insert().values(project_id=project.id, title="plain")
+            task_table.insert().values(project_id=project.id, title="plain")
         )
-        assert plain.lastrowid == plain.inserted_primary_key[0]
+        assert plain.lastrowid == plain.inserted_primary_key[0]  # type: ignore[index]
         assert plain.rowcount == 1
-        await connection.execute(Task.__table__.delete().where(Task.id == plain.lastrowid))
+        await connection.execute(task_table.delete().where(Task.id == plain.lastrowid))
         titles = (await session.execute(select(Task.title).order_by(Task.id))).scalars().all()
     assert titles == ["kept", "bulk0", "bulk1", "bulk2", "bulk3", "bulk4", "ret"]
 
@@ -202,7 +206,7 @@ async def test_sqlmodel_works_through_the_same_engine(make_orm_tenancy: Factory)
     engine = create_tenant_engine()
     async with tenant_scope(acme, tenancy=tenancy):
         async with engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all, tables=[SQLNote.__table__])
+            await conn.run_sync(SQLModel.metadata.create_all, tables=[sqlnote_table])
         async with AsyncSession(engine, expire_on_commit=False) as session:
             session.add_all([SQLNote(title="b"), SQLNote(title="a")])
             await session.commit()

@@ -54,8 +54,8 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
             for alias in node.names:
                 target = f"{base}.{alias.name}"
                 found.add(target if target in known else base)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
+        for inner in ast.iter_child_nodes(node):
+            visit(inner)
 
     visit(ast.parse(path.read_text(), filename=str(path)))
     return {target for target in found if target in known and target != name}

@@ -136,5 +136,5 @@ def test_one_shared_failure_counts_once() -> None:
 )
 def test_breaker_settings_are_validated(setting: str, value: float) -> None:
     with pytest.raises(ConfigError) as refused:
-        TenancyConfig(**{setting: value})
+        TenancyConfig(**{setting: value})  # type: ignore[arg-type]
     assert refused.value.setting == setting

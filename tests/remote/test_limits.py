@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -102,7 +103,7 @@ async def test_a_real_429_is_backed_off_until_the_server_has_room(
     namespace = new_namespace_name()
     narrow_sqld.create_namespace(namespace)
     transport = Recording()
-    options = {"token": narrow_sqld.token(), "connect_to": narrow_sqld.connect_to}
+    options: dict[str, Any] = {"token": narrow_sqld.token(), "connect_to": narrow_sqld.connect_to}
     async with (
         HranaClient(retry=FAST) as client,
         HranaClient(retry=FAST, transport=transport) as waiting_client,

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from tenant_middleware.db import Connection, ResultSet
+from tenant_middleware.db.protocol import Value
 from tenant_middleware.errors import DatabaseError
 from tests.remote.conftest import OpenRemote
 
@@ -36,7 +37,7 @@ async def test_a_remote_connection_is_a_connection(open_remote: OpenRemote) -> N
         bytes(range(256)) * 10,
     ],
 )
-async def test_every_value_type_round_trips(open_remote: OpenRemote, value: object) -> None:
+async def test_every_value_type_round_trips(open_remote: OpenRemote, value: Value) -> None:
     conn = await open_remote()
     await conn.execute("CREATE TABLE v (x)")
     await conn.execute("INSERT INTO v VALUES (?)", (value,))

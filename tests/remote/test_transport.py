@@ -8,6 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ async def relay(sqld: SqldServer) -> AsyncIterator[Relay]:
 
 
 def through(
-    relay: Relay, sqld: SqldServer, namespace: str, client: HranaClient, **options: object
+    relay: Relay, sqld: SqldServer, namespace: str, client: HranaClient, **options: Any
 ) -> RemoteConnection:
     options.setdefault("token", sqld.token())
     return RemoteConnection(
@@ -132,7 +133,7 @@ async def test_tls_names_the_database_host_while_connecting_elsewhere(
     certificate = certificate_for(tmp_path, f"*.{HOST_SUFFIX}")
     async with relay_to(sqld.http_port, tls=certificate.server()) as relay:
         url = f"https://{namespace}.{HOST_SUFFIX}:{relay.port}"
-        options = {"token": sqld.token(), "connect_to": f"127.0.0.1:{relay.port}"}
+        options: dict[str, Any] = {"token": sqld.token(), "connect_to": f"127.0.0.1:{relay.port}"}
         async with HranaClient(verify=certificate.trusting()) as trusting:
             conn = RemoteConnection(url, client=trusting, **options)
             assert (await conn.execute("SELECT 'over tls'")).scalar() == "over tls"

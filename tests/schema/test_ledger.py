@@ -10,7 +10,7 @@ import pytest
 
 from tenant_middleware import InvalidIdentifier, ProvisioningError, Tenancy
 from tenant_middleware.db._sqlite.connection import SQLiteConnection
-from tenant_middleware.db.protocol import Connection, Executor
+from tenant_middleware.db.protocol import Connection, Executor, Value
 from tenant_middleware.schema.ledger import (
     LEDGER_TABLE,
     applied_checksums,
@@ -55,7 +55,7 @@ async def tables(conn: Executor) -> set[str]:
     return {str(row[0]) for row in result.rows}
 
 
-async def ledger(conn: Executor) -> list[tuple[object, ...]]:
+async def ledger(conn: Executor) -> list[tuple[Value, ...]]:
     result = await conn.execute(
         f"SELECT package, version, name FROM {LEDGER_TABLE} ORDER BY package, version"  # noqa: S608
     )

@@ -106,6 +106,6 @@ async def test_an_ambiguous_request_gets_400_problem_json_and_websockets_1008(
         "server": ("example.com", 80),
         "subprotocols": [],
     }
-    await app(scope, receive, send)
+    await app(scope, receive, send)  # type: ignore[arg-type]
     assert sent == [{"type": "websocket.close", "code": 1008, "reason": "ambiguous_tenant"}]
     assert len(reached) == 1  # only the unambiguous request reached the app

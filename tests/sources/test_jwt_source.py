@@ -32,7 +32,7 @@ class Clock:
 
 
 def pem(private_key: Any) -> str:
-    return (
+    return str(
         private_key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
@@ -85,7 +85,7 @@ def decode_calls(monkeypatch) -> list[str]:
         calls.append(token)
         return real(token, *args, **kwargs)
 
-    monkeypatch.setattr(jwt_source.jwt, "decode", counting)
+    monkeypatch.setattr(jwt_source.jwt, "decode", counting)  # type: ignore[attr-defined]
     return calls
 
 

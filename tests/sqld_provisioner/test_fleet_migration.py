@@ -25,7 +25,7 @@ async def test_suspended_tenants_are_skipped_and_migrated_on_restore(
     await new.restore("paused")
     async with new.connect("paused") as db:  # the pool applies what the fleet run skipped
         tables = await db.execute("SELECT name FROM sqlite_master WHERE name IN ('a', 'b')")
-    assert sorted(row[0] for row in tables.rows) == ["a", "b"]
+    assert sorted(str(row[0]) for row in tables.rows) == ["a", "b"]
     again = await new.migrate()
     assert {r.slug: r.outcome for r in again.results} == {
         "acme": "up_to_date",

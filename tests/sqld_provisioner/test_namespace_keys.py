@@ -396,7 +396,7 @@ async def test_a_create_that_crashed_before_storing_the_key_is_resumed(
     key = await stored_key(tenancy, acme.id)
     assert server_config(sqld, acme.id)["jwt_key"] == public_b64(key) != public_b64(lost)
     assert await tenancy.provisioner.exists(location)
-    events = [event.kind for event in await tenancy.registry.events(acme.id)]
+    events = [str(event.kind) for event in await tenancy.registry.events(acme.id)]
     assert "database_recreated" in events
 
 
