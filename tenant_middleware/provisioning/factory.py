@@ -42,4 +42,6 @@ def build_provisioner(config: TenancyConfig, *, registry: Registry | None = None
             busy_timeout=config.busy_timeout,
             **keys,
         )
-    return LocalProvisioner(config.data_dir, busy_timeout=config.busy_timeout)
+    return LocalProvisioner(
+        config.data_dir, busy_timeout=config.busy_timeout, inline=config.sqlite_inline
+    )
