@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Self
 from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
 from tenant_middleware.errors import DuplicateTenant, TenantNotFound, TenantUnavailable
+from tenant_middleware.freshness import fresh_context
 from tenant_middleware.hooks import Hook, Hooks
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
@@ -187,8 +188,11 @@ class Tenancy(TenantOperations, SchemaOperations, CredentialOperations):
     async def _prepare_database(self, tenant_id: str) -> Connection:
         """Before a tenant's pool opens: recreate a missing database, apply pending migrations."""
         # Checked first, every time: a request that outlived the tenant's deletion must not
-        # reopen (and so recreate) its database while it is being removed.
-        current = await self.registry.lookup(TenantKey("id", tenant_id))
+        # reopen (and so recreate) its database while it is being removed. A cached context
+        # the change follower keeps current answers without a read (see `fresh_context`).
+        current = fresh_context(self.cache, self.change_follower, tenant_id)
+        if current is None:
+            current = await self.registry.lookup(TenantKey("id", tenant_id))
         if current is None:
             self.invalidate(tenant_id)
             raise TenantNotFound("the tenant no longer exists")

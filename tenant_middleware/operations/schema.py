@@ -32,13 +32,16 @@ class SchemaOperations(RuntimeParts):
         tenants: Sequence[str] | None = None,
         concurrency: int | None = None,
         dry_run: bool = False,
+        verify: bool = False,
         on_result: Callable[[TenantMigrationResult], None] | None = None,
     ) -> FleetReport:
         """Bring every tenant (or those named) up to date; `dry_run` only plans.
 
         Tenants are migrated `concurrency` at a time; a failure is recorded in the report
-        and the control plane, and the run goes on. Running it again resumes: tenants
-        already up to date are skipped at the cost of one ledger read.
+        and the control plane, and the run goes on. Running it again resumes: tenants whose
+        installation records in the control plane show every package at its head are
+        reported up to date without opening their databases; `verify` opens and reads the
+        ledger of each.
         """
         await self.start()
         if tenants is None:
@@ -46,7 +49,12 @@ class SchemaOperations(RuntimeParts):
         else:
             targets = [await self.get(name) for name in tenants]
 
+        # Tenants the control plane records as up to date are not opened, unless `verify`.
+        recorded = None if verify else await self.schema.recorded()
+
         async def one(tenant: TenantContext) -> TenantMigrationResult:
+            if recorded is not None and tenant.status in MIGRATABLE and recorded.current(tenant.id):
+                return TenantMigrationResult(tenant.id, tenant.slug, "up_to_date")
             return await self._migrate_one(tenant, dry_run=dry_run)
 
         return await run_fleet(
@@ -70,7 +78,7 @@ class SchemaOperations(RuntimeParts):
                 steps = await self.schema.plan(tenant.id, connection)
                 outcome = "planned" if steps else "up_to_date"
             else:
-                steps = await self.schema.bring_up_to_date(tenant.id, connection)
+                steps = await self.schema.bring_up_to_date(tenant.id, connection, verify=True)
                 outcome = "migrated" if steps else "up_to_date"
         except DatabaseBlocked:
             if tenant.status is not TenantStatus.SUSPENDED:
