@@ -521,3 +521,23 @@ async def test_connections_opened_at_once_on_a_new_file_all_use_wal(tmp_path: Pa
         for c in conns:
             await c.close()
     assert modes == ["wal"] * 6
+
+
+async def test_closing_keeps_the_wal_files_empty_and_the_data_in_the_database(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "kept.db"
+    conn = await SQLiteConnection.open(target)
+    await conn.execute("CREATE TABLE t (x)")
+    await conn.batch([("INSERT INTO t VALUES (?)", (i,)) for i in range(100)])
+    await conn.close()
+    # Kept, so the next open creates no files; emptied, so the database file alone is whole.
+    wal = tmp_path / "kept.db-wal"
+    assert wal.exists()
+    assert wal.stat().st_size == 0
+    assert (tmp_path / "kept.db-shm").exists()
+    plain = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+    try:
+        assert plain.execute("SELECT count(*) FROM t").fetchone() == (100,)
+    finally:
+        plain.close()

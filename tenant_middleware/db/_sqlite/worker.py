@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from tenant_middleware.db._sqlite.persist import persist_wal
 from tenant_middleware.db._transactions import BATCH_SAVEPOINT
 from tenant_middleware.db.protocol import make_result
 from tenant_middleware.errors import DatabaseBusy, DatabaseError
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 MEMORY = ":memory:"
 NO_WAIT = "PRAGMA busy_timeout = 0"
+WAL_SIZE_LIMIT = 4 * 1024 * 1024  # bytes a persisted WAL keeps after a checkpoint restarts it
 _FIRST = operator.itemgetter(0)
 
 
@@ -112,14 +114,22 @@ def connect(
         target, timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=uri
     )
     try:
+        # No -wal/-shm to create again at each open; a size limit makes the last close
+        # truncate the checkpointed WAL to nothing instead of leaving its frames to replay.
+        persisted = not read_only and target != MEMORY and persist_wal(db, target)
         db.execute(busy_pragma(busy_timeout))
         if not read_only:
             _enable_wal(db, busy_timeout)
+            if persisted:
+                db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             if inline:
                 db.execute("PRAGMA wal_autocheckpoint = 0")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA synchronous = NORMAL")
         if inline:
+            # Read the schema here, on the worker: the first statement of a new connection
+            # reads it from the file, which is I/O the loop should not wait for.
+            db.execute("SELECT count(*) FROM sqlite_master").fetchall()
             db.execute(NO_WAIT)
     except BaseException:
         db.close()
