@@ -122,9 +122,8 @@ class SQLiteConnection(TransactionalConnection):
         db = self._db
         try:
             cap = self._cap
-            if cap is not None and not cap.worker_timeout:
-                db.execute(self._busy_pragma)  # a worker waits for locks; the loop does not
-                cap.worker_timeout = True
+            if cap is not None and not cap.on_worker:
+                cap.leave_loop(self._busy_pragma)  # a worker waits for locks; the loop does not
             result = fn(db, *args)
         except BaseException as exc:
             _worker.post(self._loop, self._ran, future, None, _worker.translate(exc))

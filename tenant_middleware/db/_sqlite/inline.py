@@ -36,16 +36,25 @@ FALL_BACK: Any = object()
 class StepCap:
     """Runs statement functions on the calling thread, aborting those over the step budget."""
 
-    __slots__ = ("__weakref__", "_armed", "_calls", "_db", "_tripped", "worker_timeout")
+    __slots__ = ("__weakref__", "_armed", "_calls", "_db", "_interval", "_tripped", "on_worker")
 
     def __init__(self, db: sqlite3.Connection, *, interval: int = STEP_INTERVAL) -> None:
         self._db = db
+        self._interval = interval
         self._armed = False
         self._calls = 0
         self._tripped = False
-        # Whether a worker job left the real busy timeout on (it is 0 for inline statements).
-        self.worker_timeout = False
+        # Whether a worker job has set the connection up for itself: the real busy timeout
+        # on, and no progress handler (which would take the GIL from the loop every
+        # `interval` steps of a long statement, for nothing).
+        self.on_worker = False
         db.set_progress_handler(self._progress, interval)
+
+    def leave_loop(self, busy_pragma: str) -> None:
+        """On a worker thread, before its first job since the last inline statement."""
+        self._db.set_progress_handler(None, 0)
+        self._db.execute(busy_pragma)
+        self.on_worker = True
 
     def _progress(self) -> int:
         if not self._armed:
@@ -60,9 +69,10 @@ class StepCap:
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Return `fn(db, *args)`, or `FALL_BACK` if it must run on the worker instead."""
         db = self._db
-        if self.worker_timeout:
+        if self.on_worker:
             db.execute(NO_WAIT)
-            self.worker_timeout = False
+            db.set_progress_handler(self._progress, self._interval)
+            self.on_worker = False
         self._calls = 0
         self._tripped = False
         self._armed = True
