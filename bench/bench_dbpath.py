@@ -7,7 +7,10 @@
 - lateness: a 1 ms heartbeat's lateness while 32 tasks mix reads and writes (4 SELECTs : 1
   INSERT) through `tenant_db()` on 8 tenants, each task yielding to the loop between operations
   as a request does on its I/O; inline and thread-only, plus inline with a ~150k-step query
-  every 50 ms (over the cap: it moves to a worker).
+  every 50 ms (over the cap: it moves to a worker), inline with SELECTs only, and the
+  heartbeat alone (what the shared machine itself adds).
+
+Run: `bench/.venv/bin/python bench/bench_dbpath.py [--quick]` (about a minute).
 """
 
 from __future__ import annotations
@@ -147,8 +150,33 @@ def tenant_db_variants(tenancy: Tenancy, tenant: TenantContext) -> dict[str, Tim
     return {"select": select, "insert": insert, "write tx (3)": three}
 
 
+def lateness_summary(late: list[float]) -> dict[str, float]:
+    ordered = sorted(late)
+    return {
+        "p50_ms": ordered[len(ordered) // 2],
+        "p99_ms": ordered[int(len(ordered) * 0.99)],
+        "max_ms": ordered[-1],
+    }
+
+
+async def idle_lateness(seconds: float) -> dict[str, float]:
+    """The heartbeat alone: what the shared machine itself adds (its noise floor)."""
+    late: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        before = time.perf_counter()
+        await asyncio.sleep(0.001)
+        late.append((time.perf_counter() - before - 0.001) * 1e3)
+    return {"ops_per_s": 0.0, **lateness_summary(late)}
+
+
 async def lateness(
-    tenancy: Tenancy, tenants: list[TenantContext], seconds: float, *, heavy: bool
+    tenancy: Tenancy,
+    tenants: list[TenantContext],
+    seconds: float,
+    *,
+    heavy: bool,
+    writes: bool = True,
 ) -> dict[str, float]:
     """Heartbeat lateness (ms) and ops/s while 32 tasks query 8 tenants through tenant_db()."""
     stop = False
@@ -162,7 +190,7 @@ async def lateness(
         async with tenant_scope(tenant, tenancy=tenancy):
             while not stop:
                 async with tenant_db() as db:
-                    if n % 5 == 4:
+                    if writes and n % 5 == 4:
                         await db.execute(INSERT)
                     else:
                         await db.execute(SELECT, (2,))
@@ -198,13 +226,7 @@ async def lateness(
     stop = True
     await asyncio.gather(*tasks, beat)
     elapsed = time.perf_counter() - start
-    ordered = sorted(late)
-    return {
-        "ops_per_s": ops / elapsed,
-        "p50_ms": ordered[len(ordered) // 2],
-        "p99_ms": ordered[int(len(ordered) * 0.99)],
-        "max_ms": ordered[-1],
-    }
+    return {"ops_per_s": ops / elapsed, **lateness_summary(late)}
 
 
 async def main() -> None:
@@ -274,13 +296,23 @@ async def main() -> None:
         await ours.close()
         await ours_threads.close()
 
-        runs: dict[str, list[dict[str, float]]] = {"inline": [], "thread-only": [], "heavy": []}
+        runs: dict[str, list[dict[str, float]]] = {
+            "idle loop (machine noise)": [],
+            "inline": [],
+            "thread-only": [],
+            "inline, heavy query": [],
+            "inline, reads only": [],
+        }
         for _ in range(3):  # interleaved: the neighbours' load hits every variant alike
+            runs["idle loop (machine noise)"].append(await idle_lateness(seconds))
             runs["inline"].append(await lateness(inline, tenants, seconds, heavy=False))
             runs["thread-only"].append(
                 await lateness(threaded, threaded_tenants, seconds, heavy=False)
             )
-            runs["heavy"].append(await lateness(inline, tenants, seconds, heavy=True))
+            runs["inline, heavy query"].append(await lateness(inline, tenants, seconds, heavy=True))
+            runs["inline, reads only"].append(
+                await lateness(inline, tenants, seconds, heavy=False, writes=False)
+            )
         table_rows = []
         summary: dict[str, Any] = {}
         for name, measured in runs.items():
