@@ -2,8 +2,7 @@
 
 A primary-key SELECT costs ~4 µs inline and ~50 µs through a worker thread (waking another CPU
 and back), so `SQLiteConnection` runs autocommit statements and batches here first. What keeps
-the loop responsive and the results right (each found by a failing run; see
-docs/notes in BENCHMARKS.md):
+the loop responsive and the results right (BENCHMARKS.md, section 9, has the measurements):
 
 - A progress handler is called every `STEP_INTERVAL` steps and aborts the statement on its
   second call after arming, so a statement runs at most 2 x `STEP_INTERVAL` steps here (~0.1-1 ms)
@@ -14,6 +13,11 @@ docs/notes in BENCHMARKS.md):
   which waits for it with the real timeout, instead of sleeping on the loop.
 - An aborted or busy statement changed nothing (SQLite rolls back an autocommit statement and
   `batch` its transaction), so running it again on the worker is safe.
+- Worker jobs run without the handler (`leave_loop`): it would take the GIL from the loop
+  every `STEP_INTERVAL` steps of a long statement for nothing.
+
+What no cap bounds: disk I/O (a read that misses the page cache, a WAL write waiting on the
+filesystem's journal). `TenancyConfig.sqlite_inline=False` is for databases where that matters.
 """
 
 from __future__ import annotations
