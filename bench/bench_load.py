@@ -34,6 +34,7 @@ from _harness import BENCH_DIR, DATA_DIR, Report, free_port, parse_args, print_t
 HOST = "acme.example.com"
 VARIANTS = ("bare", "tenancy", "tenancy-asyncdep", "bare-db", "tenancy-db")
 QUICK_VARIANTS = ("bare", "tenancy")
+AGAINST = "@against"  # the suffix of a variant run on the `--against` code
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class WrkResult:
     p99_ms: float
     requests: int
     errors: int
+    cpu_us_per_request: float = 0.0  # the server process's CPU (all its threads) per request
 
 
 def _ms(text: str) -> float:
@@ -66,6 +68,20 @@ def parse_wrk(output: str) -> WrkResult:
     return WrkResult(rps, p50, p99, total, errors)
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_cpu(port: int, pid: int, seconds: int, connections: int) -> WrkResult:
+    """`wrk` against the server, with the server's CPU time per request."""
+    before = process_cpu(pid)
+    result = wrk(port, seconds, connections)
+    used = process_cpu(pid) - before
+    return dataclasses.replace(result, cpu_us_per_request=used / max(result.requests, 1) * 1e6)
+
+
 def wrk(port: int, seconds: int, connections: int) -> WrkResult:
     command = [
         "wrk",
@@ -84,19 +100,26 @@ def wrk(port: int, seconds: int, connections: int) -> WrkResult:
 
 
 @contextlib.contextmanager
-def servers(variants: tuple[str, ...]) -> Iterator[dict[str, int]]:
-    """Start one uvicorn per variant; yield their ports; stop them all on exit."""
+def servers(
+    variants: tuple[str, ...], against: Path | None = None
+) -> Iterator[dict[str, tuple[int, int]]]:
+    """Start one uvicorn per variant; yield their ports and pids; stop them all on exit.
+
+    A variant named `X@against` runs variant X on the library found in `against` instead.
+    """
     procs: list[subprocess.Popen[bytes]] = []
     scratch = Path(tempfile.mkdtemp(prefix="load-", dir=DATA_DIR))
-    ports: dict[str, int] = {}
+    ports: dict[str, tuple[int, int]] = {}
     try:
         for variant in variants:
             port = free_port()
             env = {
                 **os.environ,
-                "BENCH_VARIANT": variant,
+                "BENCH_VARIANT": variant.removesuffix(AGAINST),
                 "BENCH_DATA": str(scratch / variant),
             }
+            if variant.endswith(AGAINST) and against is not None:
+                env["PYTHONPATH"] = str(against)
             command = [
                 sys.executable, "-m", "uvicorn", "_load_app:app",
                 "--app-dir", str(BENCH_DIR),
@@ -104,8 +127,8 @@ def servers(variants: tuple[str, ...]) -> Iterator[dict[str, int]]:
                 "--log-level", "warning", "--no-access-log",
             ]  # fmt: skip
             procs.append(subprocess.Popen(command, env=env))  # noqa: S603
-            ports[variant] = port
-        for variant, port in ports.items():
+            ports[variant] = (port, procs[-1].pid)
+        for variant, (port, _) in ports.items():
             _wait_ready(port, variant)
         yield ports
     finally:
@@ -134,6 +157,17 @@ def _wait_ready(port: int, variant: str) -> None:
 def options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=int, default=None, help="duration of each wrk run")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 3)")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        help="a directory holding another version's tenant_middleware package (e.g. from "
+        "`git archive REV tenant_middleware`): its tenancy variants run side by side",
+    )
+    parser.add_argument(
+        "--variants", default=None, help=f"comma-separated subset of {','.join(VARIANTS)}"
+    )
 
 
 def main() -> None:
@@ -141,18 +175,26 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
     variants = QUICK_VARIANTS if args.quick else VARIANTS
+    if args.variants:
+        # Each variant's own baseline and bare FastAPI always run too.
+        wanted = {*args.variants.split(","), "bare"}
+        wanted |= {"bare-db"} if "tenancy-db" in wanted else set()
+        variants = tuple(v for v in VARIANTS if v in wanted)
+    if args.against is not None:
+        variants += tuple(f"{v}{AGAINST}" for v in variants if v.startswith("tenancy"))
     seconds = args.seconds or (2 if args.quick else 5)
-    rounds = 1 if args.quick else 3
+    rounds = args.rounds or (1 if args.quick else 3)
     report = Report("load", args.quick)
     results: dict[str, list[WrkResult]] = {v: [] for v in variants}
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    with servers(variants) as ports:
-        for port in ports.values():
+    with servers(variants, args.against) as ports:
+        for port, _ in ports.values():
             wrk(port, 1, args.connections)  # warm-up, not recorded
         for r in range(rounds):
             shift = r % len(variants)
             for variant in variants[shift:] + variants[:shift]:
-                results[variant].append(wrk(ports[variant], seconds, args.connections))
+                port, pid = ports[variant]
+                results[variant].append(wrk_cpu(port, pid, seconds, args.connections))
                 rps = results[variant][-1].req_per_s
                 print(f"round {r + 1}/{rounds} {variant}: {rps:,.0f} req/s", flush=True)
     pairs = {
@@ -166,28 +208,35 @@ def main() -> None:
     data: dict[str, Any] = {}
     for variant in variants:
         runs = results[variant]
-        base = results[pairs[variant]]
+        base = results[pairs[variant.removesuffix(AGAINST)]]
         ratio = statistics.median(
             v.req_per_s / b.req_per_s for v, b in zip(runs, base, strict=True)
+        )
+        # Against bare FastAPI itself too, paired by round (the issue's target is this one).
+        vs_bare = statistics.median(
+            v.req_per_s / b.req_per_s for v, b in zip(runs, results["bare"], strict=True)
         )
         rps = statistics.median(x.req_per_s for x in runs)
         p50 = statistics.median(x.p50_ms for x in runs)
         p99 = statistics.median(x.p99_ms for x in runs)
+        cpu = statistics.median(x.cpu_us_per_request for x in runs)
         errors = sum(x.errors for x in runs)
-        rows.append([variant, rps, ratio, p50, p99, errors])
+        rows.append([variant, rps, ratio, vs_bare, cpu, p50, p99, errors])
         data[variant] = {
             "req_per_s_median": round(rps, 1),
-            "ratio_vs": pairs[variant],
+            "ratio_vs": pairs[variant.removesuffix(AGAINST)],
             "ratio_median": round(ratio, 3),
+            "ratio_vs_bare_median": round(vs_bare, 3),
             "p50_ms_median": p50,
             "p99_ms_median": p99,
+            "server_cpu_us_per_request_median": round(cpu, 1),
             "errors": errors,
             "runs": [dataclasses.asdict(x) for x in runs],
         }
     print_table(
         f"wrk -t1 -c{args.connections} -d{seconds:g}s, one uvicorn worker per variant "
         f"(median of {rounds} rounds)",
-        ["variant", "req/s", "x its bare", "p50 ms", "p99 ms", "errors"],
+        ["variant", "req/s", "x its bare", "x bare", "CPU us/req", "p50 ms", "p99 ms", "errors"],
         rows,
     )
     report.add(

@@ -163,6 +163,18 @@ class TenantCache(Generic[K]):
             if not keys:
                 del self._keys_by_tenant[hit[0].id]
 
+    def fresh(self, tenant_id: str) -> TenantContext | None:
+        """The tenant's context if one is cached and unexpired (under any key), else None.
+
+        It is what the control plane said within the TTL and nothing has invalidated since
+        (this process's changes, or the change follower's events from others).
+        """
+        for key in self._keys_by_tenant.get(tenant_id, ()):
+            hit = self._positive.get(key)
+            if hit is not None and hit[1] > self._clock():
+                return hit[0]
+        return None
+
     def invalidate(self, tenant_id: str) -> None:
         """Forget a tenant under every key that resolved to it; loads in flight are not kept."""
         self._generation += 1

@@ -114,6 +114,9 @@ class TenancyConfig:
     turso_connect_to: str | None = None
     encryption_keys: str | None = field(default=None, repr=False)
     auto_provision: bool = False
+    # Local files: autocommit statements on the event loop under a step cap (False: every
+    # statement on a worker thread, for databases larger than the page cache).
+    sqlite_inline: bool = True
     pool_max_pools: int = 256
     pool_max_connections_per_tenant: int = 4
     pool_max_connections: int = 512
@@ -253,6 +256,8 @@ class TenancyConfig:
             raise ConfigError("provisioner", f"unknown provisioner {self.provisioner!r}")
         if self.retry_after < 1:
             raise ConfigError("retry_after", "must be at least 1 second")
+        if not self.sqlite_inline and self.provisioner != "local":
+            raise ConfigError("sqlite_inline", "applies to local files (provisioner 'local') only")
 
     def _check_jwt(self) -> None:
         for algorithm in self.jwt_algorithms:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tenant_middleware.errors import TenantNotFound
+from tenant_middleware.freshness import fresh_context
 from tenant_middleware.identity import record_identity
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import EventKind, TenantKey, TenantStatus
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from tenant_middleware.registry import Registry
     from tenant_middleware.resolver import CacheKey
     from tenant_middleware.schema.service import SchemaService
+    from tenant_middleware.sync import ChangeFollower
 
 
 class TenantDatabases:
@@ -40,6 +42,15 @@ class TenantDatabases:
         self._schema = schema
         self._cache = cache
         self._retry_after = retry_after
+        self._follower: ChangeFollower | None = None
+
+    def follow(self, follower: ChangeFollower) -> None:
+        """Let cached contexts stand in for control-plane reads while `follower` keeps up.
+
+        Given after construction: the follower is made after the pools it closes, and the
+        pools after these databases they open.
+        """
+        self._follower = follower
 
     async def open(self, tenant_id: str) -> Connection:
         """Open one more connection to a tenant's (prepared) database."""
@@ -51,8 +62,11 @@ class TenantDatabases:
         Returns the connection it used, the pool's first.
         """
         # Checked first, every time: a request that outlived the tenant's deletion must not
-        # reopen (and so recreate) its database while it is being removed.
-        current = await self._registry.lookup(TenantKey("id", tenant_id))
+        # reopen (and so recreate) its database while it is being removed. A cached context
+        # the change follower keeps current answers without a read (see `fresh_context`).
+        current = fresh_context(self._cache, self._follower, tenant_id)
+        if current is None:
+            current = await self._registry.lookup(TenantKey("id", tenant_id))
         if current is None:
             self._cache.invalidate(tenant_id)
             raise TenantNotFound("the tenant no longer exists")

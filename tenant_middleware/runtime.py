@@ -278,15 +278,22 @@ class Tenancy:
         concurrency: int | None = None,
         dry_run: bool = False,
         on_result: Callable[[TenantMigrationResult], None] | None = None,
+        verify: bool = False,
     ) -> FleetReport:
         """Bring every tenant (or those named) up to date; `dry_run` only plans.
 
         Tenants are migrated `concurrency` at a time (default `migrate_concurrency`); a
         failure is recorded in the report and the control plane, and the run goes on.
+        Tenants the control plane records at every package's head are reported up to date
+        without opening their databases; `verify` opens and reads each one.
         """
         await self.start()
         return await self._parts.schemas.migrate(
-            tenants=tenants, concurrency=concurrency, dry_run=dry_run, on_result=on_result
+            tenants=tenants,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            on_result=on_result,
+            verify=verify,
         )
 
     async def install_package(self, tenant_id_or_slug: str, package: str) -> None:

@@ -67,6 +67,7 @@ class ChangeFollower:
         self._task: asyncio.Task[None] | None = None
         self.polls = 0
         self.failures = 0
+        self.last_read: float | None = None  # loop time of the last successful poll
 
     @property
     def running(self) -> bool:
@@ -105,11 +106,13 @@ class ChangeFollower:
         if self._cursor is None:
             self._cursor = await self._registry.last_event_id()
             return 0
+        read_at = asyncio.get_running_loop().time()
         events = await self._registry.events_after(self._cursor, limit=self._batch + 1)
         self.polls += 1
         if not events:
             if self.polls % _RESTORE_CHECK_EVERY == 0:
                 await self._check_restored()
+            self.last_read = read_at
             return 0
         overflow = len(events) > self._batch
         if overflow:
@@ -117,10 +120,17 @@ class ChangeFollower:
             # go on from the newest event there is.
             self._cursor = await self._registry.last_event_id()
             await self._on_changes((), True)
+            self.last_read = read_at
             return len(events)
         await self._on_changes(events, False)
         self._cursor = events[-1].id
+        self.last_read = read_at
         return len(events)
+
+    def keeping_up(self) -> bool:
+        """Whether a poll read (and applied) the log within the last two intervals."""
+        last = self.last_read
+        return last is not None and asyncio.get_running_loop().time() - last <= 2 * self.interval
 
     async def _check_restored(self) -> None:
         # A control plane restored from a backup has fewer events than we have seen: nothing

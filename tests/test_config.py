@@ -74,6 +74,7 @@ def test_bad_environment_values_name_the_setting(variable: str, value: str, sett
         ({"path_prefix": "/t/"}, "path_prefix"),
         ({"reserved_subdomains": ("no.dots",)}, "reserved_subdomains"),
         ({"negative_cache_ttl": -1}, "negative_cache_ttl"),
+        ({"provisioner": "sqld", "sqlite_inline": False}, "sqlite_inline"),
         ({"sources": ("jwt",), "jwt_algorithms": ("HS256",)}, "jwt_secret"),
         ({"sources": ("jwt",), "jwt_secret": SECRET}, "jwt_algorithms"),
         (

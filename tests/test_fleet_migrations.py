@@ -295,3 +295,53 @@ async def test_run_fleet_needs_a_positive_concurrency() -> None:
         await run_fleet(fake_tenants(1), migrate_one, concurrency=0)
     report = await run_fleet([], migrate_one, concurrency=4)
     assert (report.results, report.ok) == ((), True)
+
+
+def corrupt(path: Path) -> None:
+    """Overwrite a database file with bytes SQLite cannot read."""
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    path.write_bytes(b"not a database" * 512)
+
+
+async def test_a_no_op_migrate_answers_from_the_installation_records(
+    make_tenancy: TenancyFactory,
+) -> None:
+    tenancy = make_tenancy(packages=[APP_V1])
+    tenants = [await tenancy.provision(f"t{i}") for i in range(5)]
+    await tenancy.pools.aclose()
+    # The databases are not opened: one that could not even be read still counts as recorded.
+    corrupt(path_of(tenancy, tenants[0]))
+    report = await tenancy.migrate()
+    assert report.count("up_to_date") == 5
+    verified = await tenancy.migrate(verify=True)
+    assert [r.slug for r in verified.failed] == ["t0"]
+    assert verified.count("up_to_date") == 4
+
+
+async def test_a_tenant_whose_records_lag_is_opened_and_its_records_caught_up(
+    make_tenancy: TenancyFactory,
+) -> None:
+    tenancy = make_tenancy(packages=[APP_V1])
+    acme = await tenancy.provision("acme")
+    await tenancy.registry.set_installation(acme.id, "app", "0", "installed")
+    report = await tenancy.migrate()
+    assert [r.outcome for r in report.results] == ["up_to_date"]  # opened: its ledger has it
+    assert await installation(tenancy, acme) == ("1", "installed")
+    await tenancy.pools.aclose()
+    corrupt(path_of(tenancy, acme))
+    assert [r.outcome for r in (await tenancy.migrate()).results] == ["up_to_date"]
+
+
+async def test_a_new_package_version_is_applied_though_the_records_were_current(
+    make_tenancy: TenancyFactory,
+) -> None:
+    registry = MemoryRegistry()
+    old = make_tenancy(registry=registry, packages=[APP_V1])
+    acme = await old.provision("acme")
+    await old.aclose()
+    new = make_tenancy(registry=registry, packages=[APP_V2])
+    report = await new.migrate()
+    assert [(r.outcome, r.steps) for r in report.results] == [("migrated", ("app@2",))]
+    assert await installation(new, acme) == ("2", "installed")
+    assert (await new.migrate()).count("up_to_date") == 1

@@ -127,6 +127,7 @@ def build(
     follower = None
     if config.cache_sync_interval > 0:
         follower = ChangeFollower(registry, apply_changes, interval=config.cache_sync_interval)
+        databases.follow(follower)
     return Components(
         config=config,
         registry=registry,

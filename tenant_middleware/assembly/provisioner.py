@@ -57,7 +57,9 @@ def build_provisioner(
             client=hrana_client,
             **keys,
         )
-    return LocalProvisioner(config.data_dir, busy_timeout=config.busy_timeout)
+    return LocalProvisioner(
+        config.data_dir, busy_timeout=config.busy_timeout, inline=config.sqlite_inline
+    )
 
 
 def _turso(

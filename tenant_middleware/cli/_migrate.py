@@ -43,6 +43,7 @@ async def migrate(tenancy: Tenancy, args: argparse.Namespace, output: Output) ->
             tenants=names,
             concurrency=args.concurrency,
             dry_run=args.plan,
+            verify=args.verify,
             on_result=progress.advance,
         )
     if args.json:

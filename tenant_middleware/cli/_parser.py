@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("migrate", "bring tenant databases up to date; rerun to resume")
     sub.add_argument("--plan", action="store_true", help="only show what would be applied")
+    sub.add_argument(
+        "--verify",
+        action="store_true",
+        help="open every database and read its ledger; default: tenants the control plane "
+        "records as up to date are not opened",
+    )
     sub.add_argument("--concurrency", type=_positive_int, metavar="N", help="tenants at a time")
     sub.add_argument(
         "--tenant",

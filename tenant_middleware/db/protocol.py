@@ -38,6 +38,32 @@ class ResultSet:
         return self.rows[0][0] if self.rows else None
 
 
+_new = object.__new__
+# The slots' member descriptors (a frozen dataclass's __setattr__ refuses plain assignment).
+_set_columns = vars(ResultSet)["columns"].__set__
+_set_rows = vars(ResultSet)["rows"].__set__
+_set_affected = vars(ResultSet)["rows_affected"].__set__
+_set_rowid = vars(ResultSet)["last_insert_rowid"].__set__
+
+
+def make_result(
+    columns: tuple[str, ...],
+    rows: list[tuple[Value, ...]],
+    rows_affected: int,
+    last_insert_rowid: int | None,
+) -> ResultSet:
+    """Build a `ResultSet` without the frozen dataclass's `__init__` (~0.2 µs less per query).
+
+    It fills the same slots that `__init__` does, through their descriptors.
+    """
+    result: ResultSet = _new(ResultSet)
+    _set_columns(result, columns)
+    _set_rows(result, rows)
+    _set_affected(result, rows_affected)
+    _set_rowid(result, last_insert_rowid)
+    return result
+
+
 class Executor(Protocol):
     """Something that runs SQL: a connection or an open transaction."""
 

@@ -57,20 +57,28 @@ class SchemaOperations:
         tenants: Sequence[str] | None = None,
         concurrency: int | None = None,
         dry_run: bool = False,
+        verify: bool = False,
         on_result: Callable[[TenantMigrationResult], None] | None = None,
     ) -> FleetReport:
         """Bring every tenant (or those named) up to date; `dry_run` only plans.
 
         Tenants are migrated `concurrency` at a time; a failure is recorded in the report
-        and the control plane, and the run goes on. Running it again resumes: tenants
-        already up to date are skipped at the cost of one ledger read.
+        and the control plane, and the run goes on. Running it again resumes: tenants whose
+        installation records in the control plane show every package at its head are
+        reported up to date without opening their databases; `verify` opens and reads the
+        ledger of each.
         """
         if tenants is None:
             targets = await self._tenants.all_tenants()
         else:
             targets = [await self._tenants.get(name) for name in tenants]
 
+        # Tenants the control plane records as up to date are not opened, unless `verify`.
+        recorded = None if verify else await self._schema.recorded()
+
         async def one(tenant: TenantContext) -> TenantMigrationResult:
+            if recorded is not None and tenant.status in MIGRATABLE and recorded.current(tenant.id):
+                return TenantMigrationResult(tenant.id, tenant.slug, "up_to_date")
             return await self._migrate_one(tenant, dry_run=dry_run)
 
         return await run_fleet(
@@ -94,7 +102,7 @@ class SchemaOperations:
                 steps = await self._schema.plan(tenant.id, connection)
                 outcome = "planned" if steps else "up_to_date"
             else:
-                steps = await self._schema.bring_up_to_date(tenant.id, connection)
+                steps = await self._schema.bring_up_to_date(tenant.id, connection, verify=True)
                 outcome = "migrated" if steps else "up_to_date"
         except DatabaseBlocked:
             if tenant.status is not TenantStatus.SUSPENDED:

@@ -23,9 +23,13 @@ class LocalProvisioner(Provisioner):
 
     name = "local"
 
-    def __init__(self, data_dir: str | Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(
+        self, data_dir: str | Path, *, busy_timeout: float = 5.0, inline: bool = True
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.busy_timeout = busy_timeout
+        # False: every statement on a worker thread (`TenancyConfig.sqlite_inline`).
+        self.inline = inline
 
     def locate(self, tenant_id: str) -> DatabaseLocation:
         """Return the tenant's file location."""
@@ -55,7 +59,7 @@ class LocalProvisioner(Provisioner):
         # not come back empty and unmigrated, nor a deleted tenant's come back at all.
         if not path.exists():
             raise DatabaseError(f"database {location.name} does not exist")
-        return await SQLiteConnection.open(path, busy_timeout=self.busy_timeout)
+        return await SQLiteConnection.open(path, busy_timeout=self.busy_timeout, inline=self.inline)
 
     async def destroy(self, location: DatabaseLocation) -> None:
         """Delete the file and its WAL companions."""

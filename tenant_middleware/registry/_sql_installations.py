@@ -17,7 +17,7 @@ from tenant_middleware.registry._codec import (
 from tenant_middleware.registry._sql_parts import SQLParts, append_event, require_tenant
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from tenant_middleware.registry.base import PackageInstallation
 
@@ -58,3 +58,16 @@ class InstallationQueries(SQLParts):
             (tenant_id,),
         )
         return [installation_from_row(tenant_id, row) for row in result.rows]
+
+    async def all_installations(self) -> Mapping[str, Sequence[PackageInstallation]]:
+        """Every tenant's package installations by tenant id, in one read (fleet passes)."""
+        result = await self._db.reader().execute(
+            "SELECT tenant_id, package, version, status, updated_at FROM package_installations"
+            " ORDER BY tenant_id, package"
+        )
+        found: dict[str, list[PackageInstallation]] = {}
+        for tenant_id, *row in result.rows:
+            found.setdefault(str(tenant_id), []).append(
+                installation_from_row(str(tenant_id), tuple(row))
+            )
+        return found

@@ -172,3 +172,7 @@ class Registry(Protocol):
     async def installations(self, tenant_id: str) -> Sequence[PackageInstallation]:
         """The tenant's package installations, sorted by package name."""
         ...
+
+    async def all_installations(self) -> Mapping[str, Sequence[PackageInstallation]]:
+        """Every tenant's package installations by tenant id, in one read (fleet passes)."""
+        ...

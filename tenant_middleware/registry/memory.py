@@ -208,6 +208,13 @@ class MemoryRegistry:
         installed = self._installations.get(require_tenant_id(tenant_id), {})
         return sorted(installed.values(), key=lambda i: i.package)
 
+    async def all_installations(self) -> Mapping[str, Sequence[PackageInstallation]]:
+        """Every tenant's package installations by tenant id, in one read (fleet passes)."""
+        return {
+            tenant_id: sorted(installed.values(), key=lambda i: i.package)
+            for tenant_id, installed in self._installations.items()
+        }
+
     async def set_credentials(
         self, tenant_id: str, *, database_url: str | None, token_ciphertext: bytes | None
     ) -> None:

@@ -57,6 +57,16 @@ def test_a_fleet_run_reports_its_failure_and_a_second_run_finishes(cli: CLI) -> 
     [resumed] = [r for r in report["results"] if r["outcome"] == "migrated"]
     assert (resumed["slug"], resumed["steps"]) == ("tenant-150", ["notes@1"])
 
+    # Nothing left to do: the control plane's records answer without opening a database, so
+    # a file broken since is only found by --verify, which opens each.
+    database_file(cli.data_dir, broken).write_bytes(b"not a database" * 512)
+    third = cli("migrate", "--json", env=env)
+    verified = cli("migrate", "--verify", "--json", env=env)
+    assert third.code == 0, third
+    assert json.loads(third.stdout)["counts"]["up_to_date"] == 300
+    assert verified.code == 1, verified
+    assert json.loads(verified.stdout)["counts"]["failed"] == 1
+
 
 def test_plan_and_selected_tenants(cli: CLI) -> None:
     seed(cli.data_dir, ["acme", "globex", "initech"])

@@ -1,22 +1,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tenant_middleware.db import Connection, ResultSet, SQLiteConnection
+from tenant_middleware.db._sqlite.threads import WorkerSet
 from tenant_middleware.errors import DatabaseBusy, DatabaseError
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
-    from pathlib import Path
 
     from tenant_middleware.db import Executor
 
@@ -73,9 +75,27 @@ async def test_open_creates_directories_and_sets_pragmas(tmp_path: Path) -> None
         assert (tmp_path / "a" / "b" / "x.db").exists()
         assert (await conn.execute("PRAGMA journal_mode")).scalar() == "wal"
         assert (await conn.execute("PRAGMA foreign_keys")).scalar() == 1
-        assert (await conn.execute("PRAGMA busy_timeout")).scalar() == 2500
         assert (await conn.execute("PRAGMA synchronous")).scalar() == 1  # NORMAL
+        # On the loop a statement never waits for a lock (it goes to a worker thread, which
+        # waits with the real timeout), and checkpoints are the worker's too.
+        assert (await conn.execute("PRAGMA busy_timeout")).scalar() == 0
+        assert (await conn.execute("PRAGMA wal_autocheckpoint")).scalar() == 0
+        async with conn.transaction(write=False) as tx:  # transactions run on a worker
+            assert (await tx.execute("PRAGMA busy_timeout")).scalar() == 2500
+        assert (await conn.execute("PRAGMA busy_timeout")).scalar() == 0
         assert isinstance(conn, Connection)
+    finally:
+        await conn.close()
+
+
+async def test_thread_only_connection_keeps_sqlite_own_timeout_and_checkpoints(
+    tmp_path: Path,
+) -> None:
+    conn = await SQLiteConnection.open(tmp_path / "x.db", busy_timeout=2.5, inline=False)
+    try:
+        assert not conn.inline
+        assert (await conn.execute("PRAGMA busy_timeout")).scalar() == 2500
+        assert (await conn.execute("PRAGMA wal_autocheckpoint")).scalar() == 1000
     finally:
         await conn.close()
 
@@ -436,23 +456,59 @@ async def test_close_during_a_transaction_rolls_it_back(open_db: Opener) -> None
     assert (await other.execute("SELECT count(*) FROM t")).scalar() == 0
 
 
-async def test_close_stops_the_worker_threads(tmp_path: Path) -> None:
+def fds_on(path: Path) -> int:
+    """How many of this process's file descriptors are open on `path` (or its WAL files)."""
+    fds = Path("/proc/self/fd")
+    found = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith(str(path)):
+                found += 1
+    return found
+
+
+async def test_connections_share_a_bounded_set_of_threads(tmp_path: Path) -> None:
+    workers = WorkerSet(max_threads=2, idle_timeout=0.2)
     baseline = threading.active_count()
-    conns = [await SQLiteConnection.open(tmp_path / f"{i}.db") for i in range(3)]
-    assert threading.active_count() == baseline + 3
+    conns = await asyncio.gather(
+        *(SQLiteConnection.open(tmp_path / f"{i}.db", workers=workers) for i in range(12))
+    )
+
+    async def write_then_read(conn: SQLiteConnection) -> Any:
+        async with conn.transaction() as tx:  # on the workers
+            await tx.execute("CREATE TABLE t (x)")
+            await tx.execute("INSERT INTO t VALUES (?)", (conn.path,))
+        return (await conn.execute("SELECT x FROM t")).scalar()
+
+    assert await asyncio.gather(*(write_then_read(c) for c in conns)) == [c.path for c in conns]
+    assert workers.threads <= 2
+    assert threading.active_count() <= baseline + 2
     for conn in conns:
         await conn.close()
-    assert threading.active_count() == baseline
+    # Idle threads stop: a quiet process keeps none.
+    for _ in range(100):
+        if workers.threads == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert workers.threads == 0
+    assert threading.active_count() <= baseline
 
 
-async def test_dropped_connection_stops_its_thread(tmp_path: Path) -> None:
+async def test_close_closes_the_file(tmp_path: Path) -> None:
+    conn = await SQLiteConnection.open(tmp_path / "closed.db")
+    await conn.execute("CREATE TABLE t (x)")
+    assert fds_on(tmp_path / "closed.db") > 0
+    await conn.close()
+    assert fds_on(tmp_path / "closed.db") == 0
+
+
+async def test_dropped_connection_closes_its_file(tmp_path: Path) -> None:
     conn = await SQLiteConnection.open(tmp_path / "dropped.db")
     await conn.execute("CREATE TABLE t (x)")
-    (thread,) = [t for t in threading.enumerate() if t.name == "sqlite:dropped.db"]
+    assert fds_on(tmp_path / "dropped.db") > 0
     del conn
     gc.collect()
-    thread.join(timeout=10)
-    assert not thread.is_alive()
+    assert fds_on(tmp_path / "dropped.db") == 0
 
 
 async def test_connections_opened_at_once_on_a_new_file_all_use_wal(tmp_path: Path) -> None:

@@ -430,6 +430,21 @@ async def test_installations_are_unique_per_package(registry: Registry, clock: A
     assert current.version == 1  # installations do not change the tenant's context
 
 
+async def test_all_installations_reads_every_tenants_in_one_call(registry: Registry) -> None:
+    acme = await make(registry, "acme")
+    globex = await make(registry, "globex")
+    await make(registry, "initech")  # nothing installed: absent from the answer
+    await registry.set_installation(acme.id, "crm", "2", "installed")
+    await registry.set_installation(acme.id, "billing", "1", "failed")
+    await registry.set_installation(globex.id, "crm", "1", "installed")
+    everything = await registry.all_installations()
+    assert set(everything) == {acme.id, globex.id}
+    assert everything[acme.id] == await registry.installations(acme.id)
+    assert [(i.package, i.version, i.status) for i in everything[globex.id]] == [
+        ("crm", "1", "installed")
+    ]
+
+
 async def test_set_installation_errors(registry: Registry) -> None:
     tenant = await make(registry, "acme")
     with pytest.raises(TenantNotFound):

@@ -1,112 +1,211 @@
-"""Local SQLite/libSQL files through the stdlib `sqlite3`, run on one worker thread per connection.
+"""Local SQLite/libSQL files through the stdlib `sqlite3`: inline under a step cap, else a worker.
 
-The event loop never blocks on SQLite: each connection owns a thread that alone touches its
-`sqlite3.Connection` (`check_same_thread` stays on as a guard). Jobs go through a FIFO queue
-and results come back with `call_soon_threadsafe`, so statements run in submission order; an
-asyncio lock keeps other tasks out while one task has a transaction open.
+Autocommit statements and batches run on the event loop's thread under a cap on SQLite's
+steps (`inline`); what goes over it, meets a lock, or belongs to an interactive transaction
+runs on the process's shared worker threads (`threads`), as does opening, closing and
+checkpointing. The loop never sleeps on a lock or runs an unbounded statement. A connection
+has at most one job on a worker at a time and queues the others in order; an inline statement
+waits until its worker job is done, so the loop and a worker never use the database at once.
+An asyncio lock keeps other tasks out while one task has a transaction open.
+
+`inline=False` keeps every statement on the workers: for databases larger than the page cache,
+whose reads would wait for the disk on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import queue
-import threading
 import weakref
-from pathlib import Path
+from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenant_middleware.db._sqlite import worker as _worker
+from tenant_middleware.db._sqlite.inline import FALL_BACK, StepCap
+from tenant_middleware.db._sqlite.threads import WorkerSet, shared_workers
 from tenant_middleware.db._transactions import TransactionalConnection, begin_statement
 from tenant_middleware.errors import DatabaseError
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Callable, Sequence
 
     from tenant_middleware.db.protocol import Params, ResultSet, Statement
 
 T = TypeVar("T")
+Job = tuple["Callable[..., Any]", tuple[Any, ...], "asyncio.Future[Any]"]
+# Writes between two PASSIVE checkpoints of an inline connection (it turns SQLite's own off,
+# which would run on the loop with an fsync).
+CHECKPOINT_EVERY = 200
 
 
 class SQLiteConnection(TransactionalConnection):
     """A `Connection` to a local SQLite/libSQL file (or `:memory:`)."""
 
-    def __init__(self, path: str, loop: asyncio.AbstractEventLoop) -> None:
-        # Use `await SQLiteConnection.open(path)`; the constructor only wires the worker.
+    def __init__(
+        self,
+        path: str,
+        loop: asyncio.AbstractEventLoop,
+        db: sqlite3.Connection,
+        workers: WorkerSet,
+        *,
+        inline: bool,
+        busy_timeout: float,
+    ) -> None:
+        # Use `await SQLiteConnection.open(path)`, which opens `db` on a worker thread.
         super().__init__()
         self.path = path
         self._loop = loop
-        self._jobs: queue.SimpleQueue[_worker.Job] = queue.SimpleQueue()
+        self._db = db
+        self._workers = workers
         self._closed = False
+        self._running = False  # one of its jobs is on a worker thread
+        self._queued: deque[Job] = deque()
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._cap = StepCap(db) if inline else None
+        self._busy_pragma = _worker.busy_pragma(busy_timeout)
+        self._writes = 0
         self._foreign_keys_off = False
-        self._thread: threading.Thread | None = None
-        # A connection dropped without close() still stops its thread when collected.
-        self._stop = weakref.finalize(self, self._jobs.put, None)
+        # A connection dropped without close() still closes its database when collected.
+        self._finalizer = weakref.finalize(self, _worker.close_quietly, db)
 
     @classmethod
     async def open(
-        cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, read_only: bool = False
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        read_only: bool = False,
+        inline: bool = True,
+        workers: WorkerSet | None = None,
     ) -> SQLiteConnection:
-        """Open (creating parent directories unless read-only) a database file in WAL mode."""
+        """Open (creating parent directories unless read-only) a database file in WAL mode.
+
+        `inline=False` runs every statement on a worker thread.
+        """
         target = os.fspath(path)
         loop = asyncio.get_running_loop()
-        conn = cls(target, loop)
-        ready: asyncio.Future[None] = loop.create_future()
-        args = (loop, conn._jobs, target, busy_timeout, read_only, ready)
-        conn._thread = threading.Thread(
-            target=_worker.serve, args=args, name=f"sqlite:{Path(target).name}", daemon=True
-        )
-        conn._thread.start()
-        try:
-            await ready
-        except BaseException:
-            conn._shutdown()
-            raise
-        return conn
+        workers = workers if workers is not None else shared_workers()
+        opened: asyncio.Future[sqlite3.Connection] = loop.create_future()
+        workers.submit(_worker.open_job, (loop, opened, target, busy_timeout, read_only, inline))
+        db = await opened
+        return cls(target, loop, db, workers, inline=inline, busy_timeout=busy_timeout)
 
     @property
     def closed(self) -> bool:
         """Whether `close()` has run."""
         return self._closed
 
+    @property
+    def inline(self) -> bool:
+        """Whether autocommit statements and batches run on the loop under a step cap."""
+        return self._cap is not None
+
     def _check_open(self) -> None:
         if self._closed:
             raise DatabaseError(f"connection to {self.path} is closed")
 
+    # -- the worker side ------------------------------------------------------------------
     def _submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         self._check_open()
         future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put((fn, args, future))
+        job: Job = (fn, args, future)
+        if self._running:
+            self._queued.append(job)
+        else:
+            self._running = True
+            self._workers.submit(self._run, job)
         return future
 
+    def _run(self, job: Job) -> None:
+        """On a worker thread: run one job and report to the loop."""
+        fn, args, future = job
+        db = self._db
+        try:
+            cap = self._cap
+            if cap is not None and not cap.on_worker:
+                cap.leave_loop(self._busy_pragma)  # a worker waits for locks; the loop does not
+            result = fn(db, *args)
+        except BaseException as exc:
+            _worker.post(self._loop, self._ran, future, None, _worker.translate(exc))
+        else:
+            _worker.post(self._loop, self._ran, future, result, None)
+
+    def _ran(
+        self, future: asyncio.Future[Any], result: object, error: BaseException | None
+    ) -> None:
+        _worker.settle(future, result, error)
+        if self._queued:
+            self._workers.submit(self._run, self._queued.popleft())
+            return
+        self._running = False
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _until_idle(self) -> None:
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._idle_waiters.append(waiter)
+        await waiter
+
+    def _can_inline(self) -> bool:
+        return not (self._running or self._lock.locked() or self._db.in_transaction)
+
+    def _wrote(self) -> None:
+        self._writes += 1
+        if self._writes >= CHECKPOINT_EVERY and self._cap is not None and not self._closed:
+            self._writes = 0
+            self._submit(_worker.checkpoint).add_done_callback(_ignore_failure)
+
+    # -- statements -----------------------------------------------------------------------
     async def execute(self, sql: str, params: Params = ()) -> ResultSet:
         """Run one statement with positional (`?`) or named (`:name`) parameters."""
-        return await self._when_free(self._submit, _worker.execute, sql, params)
+        cap = self._cap
+        if cap is not None:
+            self._check_open()
+            if self._running and not self._lock.locked():
+                # Wait for its worker job rather than queue behind it: under load, queued
+                # statements would keep it busy and nothing would run inline again.
+                await self._until_idle()
+            if self._can_inline() and not self._closed:
+                result: ResultSet = cap.run(_worker.execute, sql, params)
+                if result is not FALL_BACK:
+                    if result.rows_affected:
+                        self._wrote()
+                    return result
+        result = await self._when_free(self._submit, _worker.execute, sql, params)
+        if result.rows_affected and cap is not None:
+            self._wrote()
+        return result
 
     async def batch(self, statements: Sequence[Statement]) -> list[ResultSet]:
         """Run statements atomically; inside an open transaction, under a savepoint."""
-        return await self._when_free(self._submit, _worker.batch, statements)
+        cap = self._cap
+        if cap is not None:
+            self._check_open()
+            if self._running and not self._lock.locked():
+                await self._until_idle()
+            if self._can_inline() and not self._closed:
+                results: list[ResultSet] = cap.run(_worker.batch, statements)
+                if results is not FALL_BACK:
+                    self._wrote()
+                    return results
+        results = await self._when_free(self._submit, _worker.batch, statements)
+        if cap is not None:
+            self._wrote()
+        return results
 
     async def close(self) -> None:
-        """Roll back any open transaction, close the database and stop the thread."""
+        """Roll back any open transaction and close the database (after its queued jobs)."""
         if self._closed:
             return
         future = self._submit(_worker.close_db)
         self._closed = True  # refuse new work at once; queued jobs still run first
-        self._stop()
-        try:
-            await future
-        finally:
-            self._shutdown()
+        self._finalizer.detach()
+        await future
 
-    def _shutdown(self) -> None:
-        self._closed = True
-        self._stop()
-        # The worker only has the stop sentinel left to read, so this join is immediate.
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-
-    # -- transactions (the rules are in `_transactions`) ----------------------------------
+    # -- transactions (the rules are in `_transactions`); always on the worker -------------
     async def _begin(self, write: bool, foreign_keys: bool = True) -> None:
         try:
             if not foreign_keys:  # SQLite honours it only outside a transaction
@@ -122,12 +221,15 @@ class SQLiteConnection(TransactionalConnection):
 
     def _transaction_ended(self) -> None:
         if self._foreign_keys_off and not self._closed:
-            # Queued ahead of any later job: the next transaction enforces them again.
-            self._submit(_worker.run, "PRAGMA foreign_keys = ON").add_done_callback(_seen)
+            # Queued ahead of any later job, and an inline statement waits for the worker to
+            # go idle first: the next statement enforces them again.
+            self._submit(_worker.run, "PRAGMA foreign_keys = ON").add_done_callback(_ignore_failure)
         self._foreign_keys_off = False
 
     async def _finish(self, commit: bool) -> None:
         await self._submit(_worker.commit if commit else _worker.rollback)
+        if commit and self._cap is not None:
+            self._wrote()
 
     async def _savepoint(self, name: str) -> None:
         await self._submit(_worker.run, f"SAVEPOINT {name}")
@@ -145,6 +247,8 @@ class SQLiteConnection(TransactionalConnection):
         return f"<SQLiteConnection path={self.path!r} closed={self._closed}>"
 
 
-def _seen(future: asyncio.Future[None]) -> None:
+def _ignore_failure(future: asyncio.Future[None]) -> None:
+    # A checkpoint that could not run (closed meanwhile, busy) is retried by the next one; a
+    # failed pragma shows on the next statement. Neither is logged twice.
     if not future.cancelled():
-        future.exception()  # a failure here shows on the next statement; do not log it twice
+        future.exception()

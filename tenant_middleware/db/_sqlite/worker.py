@@ -1,11 +1,13 @@
-"""The thread side of `SQLiteConnection`: the only code that touches a `sqlite3.Connection`.
+"""The code of `SQLiteConnection` that touches a `sqlite3.Connection`: opening it, statements.
 
-Each job is `fn(db, *args)` run on the connection's own thread; its result or its error
-(sqlite3 errors translated into `DatabaseError`) goes back to the awaiting future on the loop.
+Each function is `fn(db, *args)`, run on a worker thread (a job) or inline on the event loop
+under a step cap; sqlite3's errors are translated into `DatabaseError` for the caller.
 """
 
 from __future__ import annotations
 
+import contextlib
+import operator
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -14,59 +16,54 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from tenant_middleware.db._errors import from_sqlite
 from tenant_middleware.db._transactions import BATCH_SAVEPOINT
-from tenant_middleware.db.protocol import ResultSet
+from tenant_middleware.db.protocol import make_result
 from tenant_middleware.errors import DatabaseError
 
 if TYPE_CHECKING:
     import asyncio
-    import queue
     from collections.abc import Sequence
 
-    from tenant_middleware.db.protocol import Params, Statement
+    from tenant_middleware.db.protocol import Params, ResultSet, Statement
 
-Job: TypeAlias = "tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]] | None"
 MEMORY = ":memory:"
+NO_WAIT = "PRAGMA busy_timeout = 0"
+_FIRST = operator.itemgetter(0)
 
 
-def serve(
-    loop: asyncio.AbstractEventLoop,
-    jobs: queue.SimpleQueue[Job],
-    target: str,
-    busy_timeout: float,
-    read_only: bool,
-    ready: asyncio.Future[None],
-) -> None:
-    """Open the database, then run jobs until the `None` sentinel; close it on the way out."""
+OpenRequest: TypeAlias = (
+    "tuple[asyncio.AbstractEventLoop, asyncio.Future[sqlite3.Connection], str, float, bool, bool]"
+)
+
+
+def open_job(request: OpenRequest) -> None:
+    """On a worker thread: open the database and hand it to the future (a `WorkerSet` job)."""
+    loop, future, target, busy_timeout, read_only, inline = request
     try:
-        db = _connect(target, busy_timeout, read_only)
+        db = connect(target, busy_timeout, read_only, inline=inline)
     except BaseException as exc:
-        _post(loop, ready, None, _translate(exc))
-        return
-    _post(loop, ready, None, None)
-    while (job := jobs.get()) is not None:
-        fn, args, future = job
-        try:
-            result = fn(db, *args)
-        except BaseException as exc:
-            _post(loop, future, None, _translate(exc))
-        else:
-            _post(loop, future, result, None)
-    db.close()
+        post(loop, settle, future, None, translate(exc))
+    else:
+        post(loop, _settle_open, future, db, None)
 
 
-def _post(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    result: object,
-    error: BaseException | None,
-) -> None:
+def post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
+    """Call `callback(*args)` on the loop, unless the loop has closed."""
     try:
-        loop.call_soon_threadsafe(_settle, future, result, error)
+        loop.call_soon_threadsafe(callback, *args)
     except RuntimeError:
         return  # the loop closed while the job ran: nobody is left to wait for the result
 
 
-def _settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
+def _settle_open(
+    future: asyncio.Future[sqlite3.Connection], db: sqlite3.Connection, error: None
+) -> None:
+    if future.done():  # the opener was cancelled: nobody will close it otherwise
+        db.close()
+    else:
+        future.set_result(db)
+
+
+def settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
     if future.done():  # the waiting task was cancelled
         return
     if error is None:
@@ -75,7 +72,7 @@ def _settle(future: asyncio.Future[Any], result: object, error: BaseException | 
         future.set_exception(error)
 
 
-def _translate(exc: BaseException) -> BaseException:
+def translate(exc: BaseException) -> BaseException:
     if isinstance(exc, sqlite3.Error):
         error: DatabaseError = from_sqlite(exc)  # typed by SQLite's extended code
     elif isinstance(exc, (OSError, OverflowError, ValueError)) and not isinstance(
@@ -89,7 +86,7 @@ def _translate(exc: BaseException) -> BaseException:
     return error
 
 
-def _is_busy(exc: sqlite3.Error) -> bool:
+def is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     # Extended codes (SQLITE_BUSY_SNAPSHOT, ...) keep the primary code in the low byte.
     return (code is not None and code & 0xFF == sqlite3.SQLITE_BUSY) or (
@@ -97,25 +94,46 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     )
 
 
-def _connect(target: str, busy_timeout: float, read_only: bool) -> sqlite3.Connection:
-    if target == MEMORY:
-        db = sqlite3.connect(MEMORY, timeout=busy_timeout, isolation_level=None)
-    elif read_only:
-        uri = Path(target).resolve().as_uri() + "?mode=ro"
-        db = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
-    else:
+def connect(
+    target: str, busy_timeout: float, read_only: bool, *, inline: bool
+) -> sqlite3.Connection:
+    """Open the database in WAL mode; `inline` ones are also used from the event loop's thread.
+
+    Those never wait for a lock on the loop (`busy_timeout` 0 until a worker job sets it) and
+    leave WAL checkpoints to the worker (`wal_autocheckpoint` 0): see `inline`.
+    """
+    # Not check_same_thread: the connection runs on the loop and on any worker thread, but
+    # `SQLiteConnection` never lets two of them use it at once.
+    uri = False
+    if read_only and target != MEMORY:
+        target, uri = Path(target).resolve().as_uri() + "?mode=ro", True
+    elif target != MEMORY:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(target, timeout=busy_timeout, isolation_level=None)
+    db = sqlite3.connect(
+        target, timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=uri
+    )
     try:
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        db.execute(busy_pragma(busy_timeout))
         if not read_only:
             _enable_wal(db, busy_timeout)
+            if inline:
+                db.execute("PRAGMA wal_autocheckpoint = 0")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA synchronous = NORMAL")
+        if inline:
+            # Read the schema here, on the worker: the first statement of a new connection
+            # reads it from the file, which is I/O the loop should not wait for.
+            db.execute("SELECT count(*) FROM sqlite_master").fetchall()
+            db.execute(NO_WAIT)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def busy_pragma(busy_timeout: float) -> str:
+    """The statement that sets the connection's busy timeout."""
+    return f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}"
 
 
 def _enable_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
@@ -127,7 +145,7 @@ def _enable_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
         try:
             db.execute("PRAGMA journal_mode = WAL").fetchall()
         except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() >= deadline:
+            if not is_busy(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -140,15 +158,15 @@ def execute(db: sqlite3.Connection, sql: str, params: Params) -> ResultSet:
     if not isinstance(params, (tuple, list, dict)):
         # sqlite3 binds only dicts and sequences; accept any Mapping the protocol allows.
         params = dict(params) if isinstance(params, Mapping) else tuple(params)
+    # fetchall() steps the statement to its end, which resets it: no cursor.close() needed.
     cursor = db.execute(sql, params)
-    try:
-        rows = cursor.fetchall()
-        description = cursor.description
-        columns = tuple(d[0] for d in description) if description else ()
-        changed = max(cursor.rowcount, 0)
-        return ResultSet(columns, rows, changed, cursor.lastrowid if changed else None)
-    finally:
-        cursor.close()
+    rows = cursor.fetchall()
+    description = cursor.description
+    columns = tuple(map(_FIRST, description)) if description else ()
+    changed = cursor.rowcount
+    if changed > 0:
+        return make_result(columns, rows, changed, cursor.lastrowid)
+    return make_result(columns, rows, 0, None)
 
 
 def batch(db: sqlite3.Connection, statements: Sequence[Statement]) -> list[ResultSet]:
@@ -201,6 +219,17 @@ def rollback_to(db: sqlite3.Connection, savepoint: str) -> None:
     if db.in_transaction:
         db.execute(f"ROLLBACK TO {savepoint}")
         db.execute(f"RELEASE {savepoint}")
+
+
+def checkpoint(db: sqlite3.Connection) -> None:
+    """Copy what it can of the WAL into the database, without waiting for readers."""
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def close_quietly(db: sqlite3.Connection) -> None:
+    """Close a database dropped without `close()` (a finalizer: it must not raise)."""
+    with contextlib.suppress(sqlite3.Error):
+        db.close()
 
 
 def close_db(db: sqlite3.Connection) -> None:

@@ -1,0 +1,335 @@
+"""3b. Per-statement cost and event-loop lateness: ours against stdlib sqlite3 and aiosqlite.
+
+- per operation (wall time, interleaved rounds): a SELECT by primary key, an autocommit INSERT
+  and a 3-statement write transaction, each through stdlib `sqlite3` on the loop (the floor),
+  `aiosqlite`, our `SQLiteConnection` (inline under its step cap, and `inline=False`: every
+  statement on a worker thread) and `tenant_db()` inside `tenant_scope`;
+- lateness: a 1 ms heartbeat's lateness while 32 tasks mix reads and writes (4 SELECTs : 1
+  INSERT) through `tenant_db()` on 8 tenants, each task yielding to the loop between operations
+  as a request does on its I/O; inline and thread-only, plus inline with a ~150k-step query
+  every 50 ms (over the cap: it moves to a worker), inline with SELECTs only, and the
+  heartbeat alone (what the shared machine itself adds).
+
+Run: `bench/.venv/bin/python bench/bench_dbpath.py [--quick]` (about a minute).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+from _apps import NOTES_PACKAGE, tenancy_config
+from _harness import (
+    DATA_DIR,
+    Report,
+    Timed,
+    compare,
+    interleaved,
+    parse_args,
+    print_table,
+    run,
+    summarize,
+)
+
+from tenant_middleware import Tenancy, TenantContext, tenant_scope
+from tenant_middleware.context import tenant_db
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
+
+SELECT = "SELECT id, title, body FROM notes WHERE id = ?"
+INSERT = "INSERT INTO notes (title, body, created_at) VALUES ('t', 'b', 0)"
+# ~150k SQLite steps (17 per row of the recursion): over the inline cap, so it moves to a worker.
+LONG = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 9000) "
+    "SELECT count(*) FROM c"
+)
+
+
+def stdlib_variants(db: sqlite3.Connection) -> dict[str, Timed]:
+    async def select(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            db.execute(SELECT, (2,)).fetchall()
+        return time.perf_counter() - start
+
+    async def insert(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            db.execute(INSERT)
+        return time.perf_counter() - start
+
+    async def three(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            db.execute("BEGIN IMMEDIATE")
+            for _ in range(3):
+                db.execute(INSERT)
+            db.execute("COMMIT")
+        return time.perf_counter() - start
+
+    return {"select": select, "insert": insert, "write tx (3)": three}
+
+
+def aiosqlite_variants(db: aiosqlite.Connection) -> dict[str, Timed]:
+    async def select(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            await db.execute_fetchall(SELECT, (2,))
+        return time.perf_counter() - start
+
+    async def insert(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            await db.execute(INSERT)
+        return time.perf_counter() - start
+
+    async def three(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            await db.execute("BEGIN IMMEDIATE")
+            for _ in range(3):
+                await db.execute(INSERT)
+            await db.commit()
+        return time.perf_counter() - start
+
+    return {"select": select, "insert": insert, "write tx (3)": three}
+
+
+def ours_variants(conn: SQLiteConnection) -> dict[str, Timed]:
+    async def select(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            await conn.execute(SELECT, (2,))
+        return time.perf_counter() - start
+
+    async def insert(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            await conn.execute(INSERT)
+        return time.perf_counter() - start
+
+    async def three(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            await conn.batch([INSERT, INSERT, INSERT])
+        return time.perf_counter() - start
+
+    return {"select": select, "insert": insert, "write tx (3)": three}
+
+
+def tenant_db_variants(tenancy: Tenancy, tenant: TenantContext) -> dict[str, Timed]:
+    async def select(k: int) -> float:
+        async with tenant_scope(tenant, tenancy=tenancy):
+            start = time.perf_counter()
+            for _ in range(k):
+                async with tenant_db() as db:
+                    await db.execute(SELECT, (2,))
+            return time.perf_counter() - start
+
+    async def insert(k: int) -> float:
+        async with tenant_scope(tenant, tenancy=tenancy):
+            start = time.perf_counter()
+            for _ in range(k):
+                async with tenant_db() as db:
+                    await db.execute(INSERT)
+            return time.perf_counter() - start
+
+    async def three(k: int) -> float:
+        async with tenant_scope(tenant, tenancy=tenancy):
+            start = time.perf_counter()
+            for _ in range(k):
+                async with tenant_db() as db:
+                    await db.batch([INSERT, INSERT, INSERT])
+            return time.perf_counter() - start
+
+    return {"select": select, "insert": insert, "write tx (3)": three}
+
+
+def lateness_summary(late: list[float]) -> dict[str, float]:
+    ordered = sorted(late)
+    return {
+        "p50_ms": ordered[len(ordered) // 2],
+        "p99_ms": ordered[int(len(ordered) * 0.99)],
+        "max_ms": ordered[-1],
+    }
+
+
+async def idle_lateness(seconds: float) -> dict[str, float]:
+    """The heartbeat alone: what the shared machine itself adds (its noise floor)."""
+    late: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        before = time.perf_counter()
+        await asyncio.sleep(0.001)
+        late.append((time.perf_counter() - before - 0.001) * 1e3)
+    return {"ops_per_s": 0.0, **lateness_summary(late)}
+
+
+async def lateness(
+    tenancy: Tenancy,
+    tenants: list[TenantContext],
+    seconds: float,
+    *,
+    heavy: bool,
+    writes: bool = True,
+) -> dict[str, float]:
+    """Heartbeat lateness (ms) and ops/s while 32 tasks query 8 tenants through tenant_db()."""
+    stop = False
+    ops = 0
+    late: list[float] = []
+
+    async def worker(i: int) -> None:
+        nonlocal ops
+        tenant = tenants[i % len(tenants)]
+        n = 0
+        async with tenant_scope(tenant, tenancy=tenancy):
+            while not stop:
+                async with tenant_db() as db:
+                    if writes and n % 5 == 4:
+                        await db.execute(INSERT)
+                    else:
+                        await db.execute(SELECT, (2,))
+                n += 1
+                ops += 1
+                # A request yields on its own I/O (reading the body, sending the answer); an
+                # inline statement does not, so a task that only queried would never yield.
+                await asyncio.sleep(0)
+
+    async def heavy_query() -> None:
+        async with tenant_scope(tenants[0], tenancy=tenancy):
+            while not stop:
+                async with tenant_db() as db:
+                    await db.execute(LONG)
+                await asyncio.sleep(0.05)
+
+    async def heartbeat() -> None:
+        while not stop:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            late.append((time.perf_counter() - before - 0.001) * 1e3)
+
+    # As `interleaved` does: what exists now is out of the collector's sight, as in a
+    # long-running server, so a full collection scans only what the requests allocate.
+    gc.collect()
+    gc.freeze()
+    tasks = [asyncio.ensure_future(worker(i)) for i in range(32)]
+    if heavy:
+        tasks.append(asyncio.ensure_future(heavy_query()))
+    beat = asyncio.ensure_future(heartbeat())
+    start = time.perf_counter()
+    await asyncio.sleep(seconds)
+    stop = True
+    await asyncio.gather(*tasks, beat)
+    elapsed = time.perf_counter() - start
+    return {"ops_per_s": ops / elapsed, **lateness_summary(late)}
+
+
+async def main() -> None:
+    args = parse_args("Per-statement cost against sqlite3 and aiosqlite; event-loop lateness")
+    rounds, n, seconds = (20, 50, 1.0) if args.quick else (100, 200, 4.0)
+    report = Report("dbpath", args.quick)
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-dbpath-", dir=DATA_DIR) as folder:
+        inline = Tenancy(tenancy_config(Path(folder) / "a", "subdomain"), packages=[NOTES_PACKAGE])
+        threaded = Tenancy(
+            tenancy_config(Path(folder) / "b", "subdomain", sqlite_inline=False),
+            packages=[NOTES_PACKAGE],
+        )
+        await inline.start()
+        await threaded.start()
+        tenants = [await inline.provision(f"t{i}") for i in range(8)]
+        threaded_tenants = [await threaded.provision(f"t{i}") for i in range(8)]
+        # One file per variant (same schema and rows), so inserts of one do not slow another.
+        files: dict[str, Path] = {}
+        for name in ("stdlib", "aiosqlite", "ours", "ours-threads"):
+            tenant = await inline.provision(f"file-{name}")
+            path = inline.provisioner.locate(tenant.id).path
+            assert path is not None
+            files[name] = path
+        std = sqlite3.connect(files["stdlib"], isolation_level=None)
+        std.execute("PRAGMA journal_mode = WAL")
+        std.execute("PRAGMA synchronous = NORMAL")
+        aio = await aiosqlite.connect(files["aiosqlite"], isolation_level=None)
+        await aio.execute("PRAGMA journal_mode = WAL")
+        await aio.execute("PRAGMA synchronous = NORMAL")
+        ours = await SQLiteConnection.open(files["ours"])
+        ours_threads = await SQLiteConnection.open(files["ours-threads"], inline=False)
+        families: dict[str, dict[str, Timed]] = {
+            "stdlib sqlite3 inline (floor)": stdlib_variants(std),
+            "aiosqlite": aiosqlite_variants(aio),
+            "SQLiteConnection (inline, step cap)": ours_variants(ours),
+            "SQLiteConnection inline=False": ours_variants(ours_threads),
+            "tenant_db() in tenant_scope": tenant_db_variants(inline, tenants[0]),
+        }
+        results: dict[str, Any] = {}
+        for op in ("select", "insert", "write tx (3)"):
+            variants = {family: timed[op] for family, timed in families.items()}
+            samples = await interleaved(variants, rounds=rounds, iterations=n, warmup=n)
+            table = compare(samples, "stdlib sqlite3 inline (floor)")
+            aio_median = summarize(samples["aiosqlite"]).median
+            rows = [
+                [
+                    name,
+                    c.per_op.median * 1e6,
+                    c.per_op.minimum * 1e6,
+                    1 / c.ratio.median,
+                    aio_median / c.per_op.median,
+                ]
+                for name, c in table.items()
+            ]
+            print_table(
+                f"{op}: {rounds} interleaved rounds x {n} (wall time)",
+                ["variant", "us/op med", "us/op min", "x floor", "x faster than aiosqlite"],
+                rows,
+            )
+            results[op] = {
+                name: {**c.as_dict(), "x_floor": 1 / c.ratio.median} for name, c in table.items()
+            }
+        report.add("per_op", results)
+        std.close()
+        await aio.close()
+        await ours.close()
+        await ours_threads.close()
+
+        runs: dict[str, list[dict[str, float]]] = {
+            "idle loop (machine noise)": [],
+            "inline": [],
+            "thread-only": [],
+            "inline, heavy query": [],
+            "inline, reads only": [],
+        }
+        for _ in range(3):  # interleaved: the neighbours' load hits every variant alike
+            runs["idle loop (machine noise)"].append(await idle_lateness(seconds))
+            runs["inline"].append(await lateness(inline, tenants, seconds, heavy=False))
+            runs["thread-only"].append(
+                await lateness(threaded, threaded_tenants, seconds, heavy=False)
+            )
+            runs["inline, heavy query"].append(await lateness(inline, tenants, seconds, heavy=True))
+            runs["inline, reads only"].append(
+                await lateness(inline, tenants, seconds, heavy=False, writes=False)
+            )
+        table_rows = []
+        summary: dict[str, Any] = {}
+        for name, measured in runs.items():
+            med = {k: summarize([m[k] for m in measured]).median for k in measured[0]}
+            table_rows.append([name, med["ops_per_s"], med["p50_ms"], med["p99_ms"], med["max_ms"]])
+            summary[name] = {"median_of_3": med, "runs": measured}
+        print_table(
+            f"1 ms heartbeat lateness, 32 tasks (4 SELECT : 1 INSERT) on 8 tenants, "
+            f"{seconds:.0f} s x 3 interleaved runs (median of runs)",
+            ["variant", "ops/s", "p50 ms", "p99 ms", "max ms"],
+            table_rows,
+        )
+        report.add("lateness", summary)
+        await inline.aclose()
+        await threaded.aclose()
+    report.write(enabled=not args.no_write)
+
+
+if __name__ == "__main__":
+    run(main)
