@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +216,13 @@ def rows_app(tenancy: Tenancy, *routes: Route, pause: float = 0) -> Starlette:
         routes=list(routes) or default,
         middleware=[Middleware(TenancyMiddleware, tenancy=tenancy)],
     )
+
+
+async def eventually(condition: Callable[[], Awaitable[bool] | bool], seconds: float = 5) -> None:
+    """Wait until `condition` holds; fail after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while True:
+            result = condition()
+            if result if isinstance(result, bool) else await result:
+                return
+            await asyncio.sleep(0.01)

@@ -4,9 +4,8 @@ instances (or an app and the CLI) do."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from tenant_middleware import Tenancy, TenancyConfig, TenancyMiddleware, current
 from tenant_middleware.models import EventKind
 from tenant_middleware.registry import TenantEvent
 from tenant_middleware.sync import ChangeFollower
-from tests.conftest import client_for
+from tests.conftest import client_for, eventually
 
 Instances = Callable[..., Tenancy]
 
@@ -52,16 +51,6 @@ async def whoami(request: Request) -> JSONResponse:
     async with tenant_db() as db:
         rows = await db.execute("SELECT 1")
     return JSONResponse({"tenant": current_tenant().slug, "db": rows.scalar()})
-
-
-async def eventually(condition: Callable[[], Awaitable[bool] | bool], seconds: float = 5) -> None:
-    """Wait until `condition` holds; fail after `seconds`."""
-    async with asyncio.timeout(seconds):
-        while True:
-            result = condition()
-            if result if isinstance(result, bool) else await result:
-                return
-            await asyncio.sleep(0.01)
 
 
 def app_for(tenancy: Tenancy) -> Starlette:

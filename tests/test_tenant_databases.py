@@ -30,7 +30,7 @@ from tenant_middleware.db._sqlite.threads import MAX_THREADS, THREAD_NAME
 from tenant_middleware.naming import TENANTS_DIRECTORY, database_name, local_location
 from tenant_middleware.registry import MemoryRegistry
 from tenant_middleware.schema.ledger import LEDGER_TABLE
-from tests.conftest import ROWS, ROWS_V2, TenancyFactory, client_for, rows, rows_app
+from tests.conftest import ROWS, ROWS_V2, TenancyFactory, client_for, eventually, rows, rows_app
 
 
 def open_fds() -> int:
@@ -364,7 +364,8 @@ async def test_delete_with_destroy_data_removes_the_file_and_the_record(
         assert tenancy.stats().pools.open_pools == 1
         await tenancy.delete("acme", destroy_data=True)
         assert (await client.get("/rows")).status_code == 404
-    await asyncio.sleep(0.05)  # the retired pool's connections close in the background
+    # The retired pool's connections close in the background.
+    await eventually(lambda: tenancy.stats().pools.connections_open == 0)
     stats = tenancy.stats().pools
     assert (stats.open_pools, stats.connections_open) == (0, 0)
     assert files_in(tenants_dir(tenancy)) == set()
@@ -387,8 +388,7 @@ async def test_destroying_data_under_a_lease_in_use_leaves_no_file_behind(
         await db.execute("INSERT INTO rows (tenant, seq) VALUES ('acme', 1)")
         await tenancy.delete(acme.id, destroy_data=True)
         assert tenancy.stats().pools.open_pools == 0
-    await asyncio.sleep(0.05)
-    assert tenancy.stats().pools.connections_open == 0
+    await eventually(lambda: tenancy.stats().pools.connections_open == 0)
     assert files_in(tenants_dir(tenancy)) == set()
 
 
@@ -415,8 +415,7 @@ async def test_suspend_and_archive_retire_the_tenants_pool(make_tenancy: Tenancy
     await tenancy.archive("acme")
     assert tenancy.stats().pools.open_pools == 1
     assert await visit("acme") == 410
-    await asyncio.sleep(0.05)
-    assert tenancy.stats().pools.connections_open == 1  # globex's only
+    await eventually(lambda: tenancy.stats().pools.connections_open == 1)  # globex's only
 
 
 async def test_tenant_db_outside_a_request_needs_a_scope_and_a_runtime(

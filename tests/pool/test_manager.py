@@ -10,6 +10,7 @@ from tenant_middleware import DatabaseError, TenantUnavailable
 from tenant_middleware.db import Connection
 from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.pool import PoolManager
+from tests.conftest import eventually
 
 
 class Clock:
@@ -178,8 +179,7 @@ async def test_lru_cap_and_global_cap_hold_over_500_tenants(files: Files) -> Non
     assert peak_connections <= 48
     assert manager.stats().evictions >= 500 - 32
     await manager.aclose()
-    await asyncio.sleep(0.05)  # scheduled closes finish
-    assert manager.stats().connections_open == 0
+    await eventually(lambda: manager.stats().connections_open == 0)  # scheduled closes finish
     assert open_fds() <= baseline_fds + 2
 
 
