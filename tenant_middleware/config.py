@@ -1,4 +1,8 @@
-"""`TenancyConfig`: every setting, validated at construction, readable from the environment."""
+"""`TenancyConfig`: every setting, validated at construction, readable from the environment.
+
+Longer than 260 lines because every setting is one field of one frozen dataclass, the one
+place a user reads them; the checks call the components' own validators.
+"""
 
 from __future__ import annotations
 

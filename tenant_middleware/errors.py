@@ -48,7 +48,8 @@ TenancyError
 Request-facing errors (`RequestRefused`) carry the HTTP status and the problem `code` of the
 HTTP contract, so the middleware renders them without a lookup table that could drift from the
 classes. `upstream_status` on `PlatformError` and `DatabaseAuthError` is a remote server's
-HTTP status, never ours.
+HTTP status, never ours. Longer than 260 lines because it is the one exceptions module, as
+httpx's is: every error in one tree.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """`Tenancy`: the runtime that owns the registry, cache, sources, pools and schema packages.
 
 Apps hand it to `TenancyMiddleware`; operators call its methods from Python or the CLI. Its
-parts are built by `tenant_middleware.assembly.build`; this module holds its own start and
-stop, the leasing of tenant connections, and the operator API as thin delegations to the
-services of `tenant_middleware.operations` (each operation starts the runtime first).
+parts are built by `tenant_middleware.assembly.build`; this module holds its own start and stop,
+the leasing of tenant connections, and the operator API as thin delegations to the services of
+`tenant_middleware.operations` (each operation starts the runtime first). Longer than 260 lines
+because each public method keeps its full signature and docstring here, where users read them.
 """
 
 from __future__ import annotations

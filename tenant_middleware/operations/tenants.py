@@ -5,6 +5,9 @@ server first when the provisioner can (`block`: reads and writes blocked, delete
 archive), recorded in the control plane, and followed by the tenant's cache entries being
 invalidated and, unless it became active, its pool closed. Only `delete(destroy_data=True)`
 removes a database.
+
+Longer than 260 lines because the lifecycle is one state machine (provision, the three
+transitions, delete through archive) whose steps share the server-first enforcement.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ async with TursoClient(organization="acme", api_token=token) as turso:
 ```
 
 Errors are `PlatformError` subclasses, one per status (see `tenant_middleware.errors`).
+Longer than 260 lines because it has one short method per API operation the provisioner uses.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@
   in a row its breaker (`breaker`) refuses it at once for `breaker_cooldown` seconds.
 
 The pools and the count of their connections are kept by the base class in `_pools`; `Lease`
-and the handle it yields live in `lease`.
+and the handle it yields live in `lease`. Longer than 260 lines because acquiring, waiting,
+releasing and the breaker's refusals are one piece of bookkeeping that must not drift apart.
 """
 
 from __future__ import annotations

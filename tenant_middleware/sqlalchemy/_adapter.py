@@ -8,7 +8,8 @@ A transaction begins with the first statement after a commit or rollback (as PEP
 drivers do) as our own `transaction()`: `BEGIN IMMEDIATE` behind the writer gate by default,
 `BEGIN DEFERRED` at isolation level `DEFERRED`, none at `AUTOCOMMIT`. What must be undone
 when the connection goes (the open transaction, the lease) lives in `_Lease`, apart from the
-connection, so a connection dropped without `close()` still gives its lease back.
+connection, so a connection dropped without `close()` still gives its lease back. Longer than
+260 lines because the PEP 249 connection and cursor SQLAlchemy drives are one adapter.
 """
 
 from __future__ import annotations
