@@ -62,7 +62,16 @@ from starlette.routing import Route
 
 from tests.sqld import SqldServer
 
-SPEC_PATH = Path(os.environ.get("TURSO_OPENAPI", "/work/shared/turso/platform-openapi.json"))
+# The spec lives in shared/, beside the repository (CI copies it there) or at the workplace's
+# /work/shared; TURSO_OPENAPI overrides both.
+_SPEC_CANDIDATES = [
+    Path(__file__).resolve().parent.parent.parent / "shared" / "turso" / "platform-openapi.json",
+    Path("/work/shared/turso/platform-openapi.json"),
+]
+SPEC_PATH = Path(
+    os.environ.get("TURSO_OPENAPI")
+    or next((str(path) for path in _SPEC_CANDIDATES if path.exists()), str(_SPEC_CANDIDATES[-1]))
+)
 SPEC_URI = "urn:turso-platform-openapi"
 ORG = "/v1/organizations/{organizationSlug}"
 ERROR_SCHEMA = {
