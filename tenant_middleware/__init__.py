@@ -65,6 +65,7 @@ if typing.TYPE_CHECKING:
         UniqueViolation,
     )
     from tenant_middleware.hooks import (
+        HookKind,
         LifecycleEvent,
     )
     from tenant_middleware.middleware import (
@@ -143,6 +144,7 @@ _EXPORTS: dict[str, str] = {
     "FleetReport": "tenant_middleware.schema.fleet",
     "ForeignKeyViolation": "tenant_middleware.errors",
     "HeaderSource": "tenant_middleware.sources.header",
+    "HookKind": "tenant_middleware.hooks",
     "InvalidCredentials": "tenant_middleware.errors",
     "InvalidIdentifier": "tenant_middleware.errors",
     "InvalidTransition": "tenant_middleware.errors",
@@ -214,6 +216,7 @@ __all__ = [
     "FleetReport",
     "ForeignKeyViolation",
     "HeaderSource",
+    "HookKind",
     "InvalidCredentials",
     "InvalidIdentifier",
     "InvalidTransition",

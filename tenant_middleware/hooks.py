@@ -7,6 +7,7 @@ logged and does not undo the change or stop the other hooks.
 
 from __future__ import annotations
 
+import enum
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,16 +18,26 @@ from tenant_middleware.models import TenantContext
 
 logger = logging.getLogger("tenant_middleware.hooks")
 
-EVENTS = frozenset(
-    {"provisioned", "provisioning_failed", "suspended", "archived", "restored", "deleted"}
-)
+
+class HookKind(enum.StrEnum):
+    """What a lifecycle hook can subscribe to (`Tenancy.on(kind, hook)`)."""
+
+    PROVISIONED = "provisioned"
+    PROVISIONING_FAILED = "provisioning_failed"
+    SUSPENDED = "suspended"
+    ARCHIVED = "archived"
+    RESTORED = "restored"
+    DELETED = "deleted"
+
+
+EVENTS = frozenset(HookKind)
 
 
 @dataclass(frozen=True, slots=True)
 class LifecycleEvent:
     """What happened to which tenant."""
 
-    kind: str
+    kind: HookKind
     tenant: TenantContext
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -40,11 +51,11 @@ class Hooks:
     def __init__(self) -> None:
         self._subscribers: dict[str, list[Hook]] = {}
 
-    def subscribe(self, kind: str, hook: Hook) -> None:
+    def subscribe(self, kind: HookKind | str, hook: Hook) -> None:
         """Call `hook` (sync or async) on every event of `kind`; `"*"` for all of them."""
         if kind != "*" and kind not in EVENTS:
             raise ValueError(f"unknown event {kind!r}; choose from {', '.join(sorted(EVENTS))}")
-        self._subscribers.setdefault(kind, []).append(hook)
+        self._subscribers.setdefault(str(kind), []).append(hook)
 
     async def emit(self, event: LifecycleEvent) -> None:
         """Run the event's hooks in subscription order; log, never raise, their errors."""

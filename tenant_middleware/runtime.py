@@ -19,7 +19,7 @@ from typing import Any, Self
 from tenant_middleware.assembly import build
 from tenant_middleware.cache import CacheStats, TenantCache
 from tenant_middleware.config import TenancyConfig
-from tenant_middleware.hooks import Hook
+from tenant_middleware.hooks import Hook, HookKind
 from tenant_middleware.lifecycle import require_servable
 from tenant_middleware.models import TenantContext, TenantStatus
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
@@ -116,8 +116,8 @@ class Tenancy:
         """What follows other processes' changes (None with `cache_sync_interval=0`)."""
         return self._parts.change_follower
 
-    def on(self, kind: str, hook: Hook) -> None:
-        """Subscribe a sync or async callable to a lifecycle event (`provisioned`, ..., `*`)."""
+    def on(self, kind: HookKind | str, hook: Hook) -> None:
+        """Subscribe a sync or async callable to a lifecycle event (a `HookKind`, or `*`)."""
         self._parts.hooks.subscribe(kind, hook)
 
     # -- lifecycle of the runtime ---------------------------------------------------------

@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tenant_middleware.errors import DuplicateTenant, InvalidTransition, TenantNotFound
-from tenant_middleware.hooks import LifecycleEvent
+from tenant_middleware.hooks import HookKind, LifecycleEvent
 from tenant_middleware.lifecycle import check_transition
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.validation import (
@@ -42,9 +42,9 @@ logger = logging.getLogger("tenant_middleware")
 # Tenants read from the control plane at once by `all_tenants`.
 _PAGE = 500
 _TRANSITION_EVENTS = {
-    TenantStatus.SUSPENDED: "suspended",
-    TenantStatus.ARCHIVED: "archived",
-    TenantStatus.ACTIVE: "restored",
+    TenantStatus.SUSPENDED: HookKind.SUSPENDED,
+    TenantStatus.ARCHIVED: HookKind.ARCHIVED,
+    TenantStatus.ACTIVE: HookKind.RESTORED,
 }
 
 
@@ -114,7 +114,7 @@ class TenantOperations:
             active = await self._workflow.run(tenant)
         except Exception as exc:
             await self._hooks.emit(
-                LifecycleEvent("provisioning_failed", tenant, {"error": str(exc)})
+                LifecycleEvent(HookKind.PROVISIONING_FAILED, tenant, {"error": str(exc)})
             )
             raise
         finally:
@@ -122,7 +122,7 @@ class TenantOperations:
             self._cache.invalidate(tenant.id)
             self._cache.invalidate_negative()
         logger.info("tenant provisioned", extra={"tenant_id": active.id})
-        await self._hooks.emit(LifecycleEvent("provisioned", active))
+        await self._hooks.emit(LifecycleEvent(HookKind.PROVISIONED, active))
         return active
 
     async def provision_or_get(self, slug: str) -> TenantContext:
@@ -211,7 +211,7 @@ class TenantOperations:
         await self._registry.delete(tenant.id)
         self._cache.invalidate(tenant.id)
         logger.info("tenant deleted with its data", extra={"tenant_id": tenant.id})
-        await self._hooks.emit(LifecycleEvent("deleted", tenant, {"destroy_data": True}))
+        await self._hooks.emit(LifecycleEvent(HookKind.DELETED, tenant, {"destroy_data": True}))
 
     async def _transition(
         self, tenant_id_or_slug: str, target: TenantStatus, reason: str | None
