@@ -74,6 +74,10 @@ if typing.TYPE_CHECKING:
         TenantKey,
         TenantStatus,
     )
+    from tenant_middleware.operations.fleet import (
+        FanOutReport,
+        TenantRunResult,
+    )
     from tenant_middleware.pool.lease import (
         PooledConnection,
     )
@@ -138,6 +142,7 @@ _EXPORTS: dict[str, str] = {
     "DatabaseUnreachable": "tenant_middleware.errors",
     "DuplicateTenant": "tenant_middleware.errors",
     "EventKind": "tenant_middleware.models",
+    "FanOutReport": "tenant_middleware.operations.fleet",
     "FleetReport": "tenant_middleware.schema.fleet",
     "ForeignKeyViolation": "tenant_middleware.errors",
     "HeaderSource": "tenant_middleware.sources.header",
@@ -179,6 +184,7 @@ _EXPORTS: dict[str, str] = {
     "TenantMismatch": "tenant_middleware.errors",
     "TenantNotFound": "tenant_middleware.errors",
     "TenantRequired": "tenant_middleware.errors",
+    "TenantRunResult": "tenant_middleware.operations.fleet",
     "TenantSource": "tenant_middleware.sources.base",
     "TenantStatus": "tenant_middleware.models",
     "TenantSuspended": "tenant_middleware.errors",
@@ -209,6 +215,7 @@ __all__ = [
     "DatabaseUnreachable",
     "DuplicateTenant",
     "EventKind",
+    "FanOutReport",
     "FleetReport",
     "ForeignKeyViolation",
     "HeaderSource",
@@ -250,6 +257,7 @@ __all__ = [
     "TenantMismatch",
     "TenantNotFound",
     "TenantRequired",
+    "TenantRunResult",
     "TenantSource",
     "TenantStatus",
     "TenantSuspended",

@@ -9,7 +9,7 @@ services of `tenant_middleware.operations` (each operation starts the runtime fi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -21,6 +21,7 @@ from tenant_middleware.config import TenancyConfig
 from tenant_middleware.hooks import Hook
 from tenant_middleware.lifecycle import require_servable
 from tenant_middleware.models import TenantContext, TenantStatus
+from tenant_middleware.operations.fleet import FanOutReport, TenantRunResult
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
 from tenant_middleware.provisioning import Provisioner
 from tenant_middleware.recovery import Audit, Recovery, RecoveryReport
@@ -301,6 +302,34 @@ class Tenancy:
         await self.start()
         await self._parts.schemas.uninstall_package(
             tenant_id_or_slug, package, drop_tables=drop_tables
+        )
+
+    # -- fleet fan-out (`operations.fleet`) ----------------------------------------------
+    async def for_each_tenant(
+        self,
+        fn: Callable[[TenantContext], Awaitable[Any]],
+        *,
+        status: TenantStatus | None = TenantStatus.ACTIVE,
+        plan: str | None = None,
+        concurrency: int | None = None,
+        resume: FanOutReport | None = None,
+        on_result: Callable[[TenantRunResult], None] | None = None,
+    ) -> FanOutReport:
+        """Await `fn(tenant)` inside each tenant's `tenant_scope` (so `tenant_db()` works).
+
+        Tenants with `status` (None: any) and `plan` run `concurrency` at a time (default
+        `migrate_concurrency`); a failure is recorded in the report and the run goes on. Pass
+        the report of an earlier run as `resume` to run only the tenants that did not succeed.
+        """
+        await self.start()
+        return await self._parts.fleet.for_each_tenant(
+            fn,
+            tenancy=self,
+            status=status,
+            plan=plan,
+            concurrency=concurrency,
+            resume=resume,
+            on_result=on_result,
         )
 
     # -- credentials (`operations.credentials`) -------------------------------------------

@@ -21,6 +21,7 @@ from tenant_middleware.databases import TenantDatabases
 from tenant_middleware.hooks import Hooks
 from tenant_middleware.operations.credentials import CredentialOperations
 from tenant_middleware.operations.domains import DomainOperations
+from tenant_middleware.operations.fleet import FleetOperations
 from tenant_middleware.operations.schema import SchemaOperations
 from tenant_middleware.operations.tenants import TenantOperations
 from tenant_middleware.pool import PoolManager
@@ -56,6 +57,7 @@ class Components:
     domains: DomainOperations
     schemas: SchemaOperations
     credentials: CredentialOperations
+    fleet: FleetOperations
     apply_changes: ChangeApplier
     change_follower: ChangeFollower | None
 
@@ -156,6 +158,7 @@ def build(
             tenants=tenants,
             encryption_keys=config.encryption_keys,
         ),
+        fleet=FleetOperations(tenants=tenants, concurrency=config.migrate_concurrency),
         apply_changes=apply_changes,
         change_follower=follower,
     )
