@@ -34,6 +34,7 @@ from tenant_middleware.schema.service import SchemaService
 from tenant_middleware.secrets.rotation import RotationReport
 from tenant_middleware.sources.base import TenantSource
 from tenant_middleware.sync import ChangeFollower
+from tenant_middleware.telemetry import Instrumentation
 
 # The names of the annotations are imported at run time, not under TYPE_CHECKING, so that
 # `typing.get_type_hints` works on the public methods (FastAPI and docs tools call it).
@@ -60,6 +61,7 @@ class Tenancy:
         sources: Sequence[TenantSource] | None = None,
         provisioner: Provisioner | None = None,
         clock: Callable[[], float] | None = None,
+        telemetry: Instrumentation | None = None,
     ) -> None:
         self._parts = build(
             config if config is not None else TenancyConfig(),
@@ -68,6 +70,7 @@ class Tenancy:
             sources=sources,
             provisioner=provisioner,
             clock=clock,
+            telemetry=telemetry,
         )
         self.config = self._parts.config
         # Whether start() has completed and aclose() has not run since; a plain attribute
