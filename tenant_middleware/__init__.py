@@ -77,6 +77,10 @@ if typing.TYPE_CHECKING:
         TenantKey,
         TenantStatus,
     )
+    from tenant_middleware.operations.fleet import (
+        FanOutReport,
+        TenantRunResult,
+    )
     from tenant_middleware.pool.lease import (
         PooledConnection,
     )
@@ -141,6 +145,7 @@ _EXPORTS: dict[str, str] = {
     "DatabaseUnreachable": "tenant_middleware.errors",
     "DuplicateTenant": "tenant_middleware.errors",
     "EventKind": "tenant_middleware.models",
+    "FanOutReport": "tenant_middleware.operations.fleet",
     "FleetReport": "tenant_middleware.schema.fleet",
     "ForeignKeyViolation": "tenant_middleware.errors",
     "HeaderSource": "tenant_middleware.sources.header",
@@ -183,6 +188,7 @@ _EXPORTS: dict[str, str] = {
     "TenantMismatch": "tenant_middleware.errors",
     "TenantNotFound": "tenant_middleware.errors",
     "TenantRequired": "tenant_middleware.errors",
+    "TenantRunResult": "tenant_middleware.operations.fleet",
     "TenantSource": "tenant_middleware.sources.base",
     "TenantStatus": "tenant_middleware.models",
     "TenantSuspended": "tenant_middleware.errors",
@@ -213,6 +219,7 @@ __all__ = [
     "DatabaseUnreachable",
     "DuplicateTenant",
     "EventKind",
+    "FanOutReport",
     "FleetReport",
     "ForeignKeyViolation",
     "HeaderSource",
@@ -255,6 +262,7 @@ __all__ = [
     "TenantMismatch",
     "TenantNotFound",
     "TenantRequired",
+    "TenantRunResult",
     "TenantSource",
     "TenantStatus",
     "TenantSuspended",

@@ -59,6 +59,17 @@ async def tenant_scope(
         _current.reset(token)
 
 
+@asynccontextmanager
+async def without_tenant() -> AsyncIterator[None]:
+    """Run a block with no tenant and no runtime bound, whatever the caller had (queued jobs
+    enqueued outside a tenant run in it, so nothing of an earlier job or the worker leaks)."""
+    token = _current.set((None, None))
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
 def tenant_db() -> AbstractAsyncContextManager[PooledConnection]:
     """Lease a connection to the current tenant's database: `async with tenant_db() as db`."""
     tenant, runtime = _current.get()

@@ -10,7 +10,7 @@ because each public method keeps its full signature and docstring here, where us
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -22,6 +22,7 @@ from tenant_middleware.config import TenancyConfig
 from tenant_middleware.hooks import Hook, HookKind
 from tenant_middleware.lifecycle import require_servable
 from tenant_middleware.models import TenantContext, TenantStatus
+from tenant_middleware.operations.fleet import FanOutReport, TenantRunResult
 from tenant_middleware.pool import PooledConnection, PoolManager, PoolStats
 from tenant_middleware.provisioning import Provisioner
 from tenant_middleware.recovery import Audit, Recovery, RecoveryReport
@@ -34,6 +35,7 @@ from tenant_middleware.schema.service import SchemaService
 from tenant_middleware.secrets.rotation import RotationReport
 from tenant_middleware.sources.base import TenantSource
 from tenant_middleware.sync import ChangeFollower
+from tenant_middleware.telemetry import Instrumentation
 
 # The names of the annotations are imported at run time, not under TYPE_CHECKING, so that
 # `typing.get_type_hints` works on the public methods (FastAPI and docs tools call it).
@@ -60,6 +62,7 @@ class Tenancy:
         sources: Sequence[TenantSource] | None = None,
         provisioner: Provisioner | None = None,
         clock: Callable[[], float] | None = None,
+        telemetry: Instrumentation | None = None,
     ) -> None:
         self._parts = build(
             config if config is not None else TenancyConfig(),
@@ -68,6 +71,7 @@ class Tenancy:
             sources=sources,
             provisioner=provisioner,
             clock=clock,
+            telemetry=telemetry,
         )
         self.config = self._parts.config
         # Whether start() has completed and aclose() has not run since; a plain attribute
@@ -309,6 +313,34 @@ class Tenancy:
         await self.start()
         await self._parts.schemas.uninstall_package(
             tenant_id_or_slug, package, drop_tables=drop_tables
+        )
+
+    # -- fleet fan-out (`operations.fleet`) ----------------------------------------------
+    async def for_each_tenant(
+        self,
+        fn: Callable[[TenantContext], Awaitable[Any]],
+        *,
+        status: TenantStatus | None = TenantStatus.ACTIVE,
+        plan: str | None = None,
+        concurrency: int | None = None,
+        resume: FanOutReport | None = None,
+        on_result: Callable[[TenantRunResult], None] | None = None,
+    ) -> FanOutReport:
+        """Await `fn(tenant)` inside each tenant's `tenant_scope` (so `tenant_db()` works).
+
+        Tenants with `status` (None: any) and `plan` run `concurrency` at a time (default
+        `migrate_concurrency`); a failure is recorded in the report and the run goes on. Pass
+        the report of an earlier run as `resume` to run only the tenants that did not succeed.
+        """
+        await self.start()
+        return await self._parts.fleet.for_each_tenant(
+            fn,
+            tenancy=self,
+            status=status,
+            plan=plan,
+            concurrency=concurrency,
+            resume=resume,
+            on_result=on_result,
         )
 
     # -- credentials (`operations.credentials`) -------------------------------------------

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 from tenant_middleware.assembly.provisioner import build_provisioner
 from tenant_middleware.assembly.registry import build_registry
 from tenant_middleware.assembly.sources import build_sources
+from tenant_middleware.assembly.telemetry import instrument
 from tenant_middleware.cache import TenantCache
 from tenant_middleware.databases import TenantDatabases
 from tenant_middleware.hooks import Hooks
 from tenant_middleware.operations.credentials import CredentialOperations
 from tenant_middleware.operations.domains import DomainOperations
+from tenant_middleware.operations.fleet import FleetOperations
 from tenant_middleware.operations.schema import SchemaOperations
 from tenant_middleware.operations.tenants import TenantOperations
 from tenant_middleware.pool import PoolManager
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from tenant_middleware.registry import Registry
     from tenant_middleware.schema.package import SchemaPackage
     from tenant_middleware.sources.base import TenantSource
+    from tenant_middleware.telemetry import Instrumentation
 
 __all__ = ["Components", "build", "build_provisioner", "build_registry", "build_sources"]
 
@@ -56,6 +59,7 @@ class Components:
     domains: DomainOperations
     schemas: SchemaOperations
     credentials: CredentialOperations
+    fleet: FleetOperations
     apply_changes: ChangeApplier
     change_follower: ChangeFollower | None
 
@@ -68,10 +72,12 @@ def build(
     sources: Sequence[TenantSource] | None = None,
     provisioner: Provisioner | None = None,
     clock: Callable[[], float] | None = None,
+    telemetry: Instrumentation | None = None,
 ) -> Components:
     """Build the components `config` describes; the keyword arguments replace their parts.
 
-    `clock` (monotonic seconds) drives the cache's and the pools' expiry.
+    `clock` (monotonic seconds) drives the cache's and the pools' expiry; `telemetry`
+    traces the components' operations (without it, nothing is wrapped).
     """
     monotonic = clock if clock is not None else time.monotonic
     registry = registry if registry is not None else build_registry(config)
@@ -79,8 +85,11 @@ def build(
         provisioner if provisioner is not None else build_provisioner(config, registry=registry)
     )
     schema = SchemaService(registry, packages)
+    loader = context_loader(registry)
+    if telemetry is not None:
+        loader = telemetry.traced("tenant_middleware.lookup", loader)
     cache: TenantCache[CacheKey] = TenantCache(
-        context_loader(registry),
+        loader,
         ttl=config.cache_ttl,
         negative_ttl=config.negative_cache_ttl,
         max_entries=config.cache_max_entries,
@@ -93,9 +102,13 @@ def build(
         cache=cache,
         retry_after=config.retry_after,
     )
+    opener, prepare = databases.open, databases.prepare
+    if telemetry is not None:
+        opener = telemetry.traced("tenant_middleware.pool.open", opener)
+        prepare = telemetry.traced("tenant_middleware.pool.prepare", prepare)
     pools = PoolManager(
-        databases.open,
-        prepare=databases.prepare,
+        opener,
+        prepare=prepare,
         max_pools=config.pool_max_pools,
         max_connections_per_tenant=config.pool_max_connections_per_tenant,
         max_connections=config.pool_max_connections,
@@ -107,13 +120,14 @@ def build(
         clock=monotonic,
     )
     hooks = Hooks()
+    workflow = ProvisioningWorkflow(registry, provisioner, schema)
     tenants = TenantOperations(
         registry=registry,
         provisioner=provisioner,
         cache=cache,
         pools=pools,
         hooks=hooks,
-        workflow=ProvisioningWorkflow(registry, provisioner, schema),
+        workflow=workflow,
     )
     chain = tuple(sources) if sources is not None else build_sources(config)
     resolver = Resolver(
@@ -128,6 +142,18 @@ def build(
     if config.cache_sync_interval > 0:
         follower = ChangeFollower(registry, apply_changes, interval=config.cache_sync_interval)
         databases.follow(follower)
+    schemas = SchemaOperations(
+        registry=registry,
+        provisioner=provisioner,
+        schema=schema,
+        pools=pools,
+        tenants=tenants,
+        concurrency=config.migrate_concurrency,
+        retry_after=config.retry_after,
+    )
+    if telemetry is not None:
+        instrument(telemetry, resolver=resolver, workflow=workflow, schema=schema, schemas=schemas)
+        telemetry.observe(cache, pools)
     return Components(
         config=config,
         registry=registry,
@@ -140,15 +166,7 @@ def build(
         hooks=hooks,
         tenants=tenants,
         domains=DomainOperations(registry=registry, cache=cache, tenants=tenants),
-        schemas=SchemaOperations(
-            registry=registry,
-            provisioner=provisioner,
-            schema=schema,
-            pools=pools,
-            tenants=tenants,
-            concurrency=config.migrate_concurrency,
-            retry_after=config.retry_after,
-        ),
+        schemas=schemas,
         credentials=CredentialOperations(
             registry=registry,
             provisioner=provisioner,
@@ -157,6 +175,7 @@ def build(
             tenants=tenants,
             encryption_keys=config.encryption_keys,
         ),
+        fleet=FleetOperations(tenants=tenants, concurrency=config.migrate_concurrency),
         apply_changes=apply_changes,
         change_follower=follower,
     )
