@@ -25,6 +25,7 @@ from tenant_middleware import (
 )
 from tenant_middleware.integrations.arq import enqueue_for_each_tenant, enqueue_job, tenant_job
 from tenant_middleware.jobs import TENANT_FIELD, JobRefused
+from tenant_middleware.log import TenantLogFilter
 from tenant_middleware.runtime import Tenancy
 from tests.conftest import ROWS, TenancyFactory, client_for
 
@@ -214,3 +215,23 @@ async def test_one_job_per_tenant(make_tenancy: TenancyFactory, arq_redis: ArqRe
     assert {done[r.value] for r in report} == {"x", "y"}
     assert isinstance(tenancy, Tenancy)
     assert TenantStatus.SUSPENDED is (await tenancy.get("z")).status
+
+
+async def test_a_jobs_log_records_carry_its_tenant(
+    make_tenancy: TenancyFactory, arq_redis: ArqRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenancy = make_tenancy()
+    a = await tenancy.provision("a")
+    job_log = logging.getLogger("tests.jobs")
+
+    async def note(ctx: dict[str, Any]) -> None:
+        job_log.info("inside the job")
+
+    async with tenant_scope(a, tenancy=tenancy):
+        await enqueue_job(arq_redis, "note")
+    await enqueue_job(arq_redis, "note")
+    caplog.handler.addFilter(TenantLogFilter())
+    with caplog.at_level(logging.INFO, "tests.jobs"):
+        await worker(arq_redis, [tenant_job(tenancy, note)], max_jobs=1).async_run()
+    inside = [r for r in caplog.records if r.name == "tests.jobs"]
+    assert sorted((r.tenant_id, r.tenant_slug) for r in inside) == [("-", "-"), (a.id, "a")]
