@@ -234,4 +234,4 @@ async def test_a_jobs_log_records_carry_its_tenant(
     with caplog.at_level(logging.INFO, "tests.jobs"):
         await worker(arq_redis, [tenant_job(tenancy, note)], max_jobs=1).async_run()
     inside = [r for r in caplog.records if r.name == "tests.jobs"]
-    assert sorted((r.tenant_id, r.tenant_slug) for r in inside) == [("-", "-"), (a.id, "a")]
+    assert sorted((r.tenant_id, r.tenant_slug) for r in inside) == [("-", "-"), (a.id, "a")]  # type: ignore[attr-defined]
