@@ -13,6 +13,7 @@ if typing.TYPE_CHECKING:
         TenancyConfig,
     )
     from tenant_middleware.context import (
+        current_claims,
         current_tenant,
         current_tenant_or_none,
         tenant_db,
@@ -184,6 +185,7 @@ _EXPORTS: dict[str, str] = {
     "TenantSuspended": "tenant_middleware.errors",
     "TenantUnavailable": "tenant_middleware.errors",
     "UniqueViolation": "tenant_middleware.errors",
+    "current_claims": "tenant_middleware.context",
     "current_tenant": "tenant_middleware.context",
     "current_tenant_or_none": "tenant_middleware.context",
     "tenant_db": "tenant_middleware.context",
@@ -255,6 +257,7 @@ __all__ = [
     "TenantSuspended",
     "TenantUnavailable",
     "UniqueViolation",
+    "current_claims",
     "current_tenant",
     "current_tenant_or_none",
     "tenant_db",
