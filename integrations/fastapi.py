@@ -1,5 +1,5 @@
-"""FastAPI dependencies: `CurrentTenant`, `OptionalTenant`, `TenantDB`, `TenantSession`,
-`TenantReadSession` and plan guards.
+"""FastAPI dependencies: `CurrentTenant`, `OptionalTenant`, `TenantClaims`, `TenantDB`,
+`TenantSession`, `TenantReadSession` and plan guards.
 
 ```python
 @app.get("/me")
@@ -11,8 +11,8 @@ async def me(tenant: CurrentTenant) -> dict[str, str]:
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 try:
     from fastapi import Depends, HTTPException
@@ -24,8 +24,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from tenant_middleware.context import tenant_db
-from tenant_middleware.errors import TenantRequired
-from tenant_middleware.integrations.starlette import request_tenant, request_tenant_or_none
+from tenant_middleware.errors import InvalidCredentials, TenantRequired
+from tenant_middleware.integrations.starlette import (
+    request_claims,
+    request_tenant,
+    request_tenant_or_none,
+)
 from tenant_middleware.models import TenantContext
 from tenant_middleware.pool import PooledConnection
 
@@ -62,6 +66,19 @@ OptionalTenant = Annotated[TenantContext | None, Depends(_optional_tenant)]
 """The request's tenant, or None on apps configured with `tenant_required=False`."""
 
 
+async def _tenant_claims(connection: HTTPConnection) -> Mapping[str, Any]:
+    claims = request_claims(connection)
+    if claims is None:
+        # Identified another way (a subdomain) while this endpoint needs the caller's token.
+        raise InvalidCredentials("this endpoint needs a verified bearer token")
+    return claims
+
+
+TenantClaims = Annotated[Mapping[str, Any], Depends(_tenant_claims)]
+"""The verified claims of the JWT that identified the request's tenant (read-only); 401 when
+the tenant was identified without one."""
+
+
 def require_plan(*plans: str) -> Callable[[HTTPConnection], Awaitable[TenantContext]]:
     """Build a dependency that admits only tenants on one of `plans` (403 otherwise)."""
     if not plans:
@@ -86,7 +103,9 @@ async def _tenant_db() -> AsyncIterator[PooledConnection]:
 
 
 TenantDB = Annotated[PooledConnection, Depends(_tenant_db)]
-"""A pooled connection to the request's tenant database, returned when the request ends."""
+"""A pooled connection to the request's tenant database, returned when the response has been
+sent: `BackgroundTasks` take their own with `tenant_db()`; a `tenant_db()` in the handler
+re-enters this one."""
 
 
 def __getattr__(name: str) -> object:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
+from tenant_middleware.context import CLAIMS_STATE
 from tenant_middleware.errors import NoTenantContext
 from tenant_middleware.models import TenantContext
 
@@ -33,6 +35,13 @@ def request_tenant(connection: HTTPConnection) -> TenantContext:
     if tenant is None:
         raise NoTenantContext("this request has no tenant (the app made tenants optional)")
     return tenant
+
+
+def request_claims(connection: HTTPConnection) -> Mapping[str, Any] | None:
+    """Return the verified JWT claims of a request, or None if no JWT source identified it."""
+    request_tenant_or_none(connection)  # refuse a request the middleware did not bind, by name
+    claims: Mapping[str, Any] | None = connection.scope["state"].get(CLAIMS_STATE)
+    return claims
 
 
 def request_session(

@@ -15,6 +15,7 @@ if typing.TYPE_CHECKING:
         TenancyConfig,
     )
     from tenant_middleware.context import (
+        current_claims,
         current_tenant,
         current_tenant_or_none,
         tenant_db,
@@ -194,6 +195,7 @@ _EXPORTS: dict[str, str] = {
     "TenantSuspended": "tenant_middleware.errors",
     "TenantUnavailable": "tenant_middleware.errors",
     "UniqueViolation": "tenant_middleware.errors",
+    "current_claims": "tenant_middleware.context",
     "current_tenant": "tenant_middleware.context",
     "current_tenant_or_none": "tenant_middleware.context",
     "tenant_db": "tenant_middleware.context",
@@ -268,6 +270,7 @@ __all__ = [
     "TenantSuspended",
     "TenantUnavailable",
     "UniqueViolation",
+    "current_claims",
     "current_tenant",
     "current_tenant_or_none",
     "tenant_db",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from tenant_middleware._types import ASGIApp, Message, Receive, Scope, Send
-from tenant_middleware.context import _current
+from tenant_middleware.context import CLAIMS_STATE, _current
 from tenant_middleware.errors import (
     ConfigError,
     CredentialError,
@@ -21,6 +21,7 @@ from tenant_middleware.errors import (
     TenantSuspended,
     TenantUnavailable,
 )
+from tenant_middleware.leases import LeaseScope
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.problems import (
@@ -90,7 +91,8 @@ class TenancyMiddleware:
         if state is None:
             scope["state"] = state = {}
         state["tenant"] = tenant
-        token = _current.set((tenant, self.tenancy))
+        leases = LeaseScope()
+        token = _current.set((tenant, self.tenancy, leases, state.get(CLAIMS_STATE)))
         # The last message that started (HTTP) or accepted, closed or answered (WebSocket)
         # the response; None while the contract can still answer.
         started: str | None = None
@@ -101,6 +103,12 @@ class TenancyMiddleware:
             if kind in _STARTING:
                 started = kind
             await send(message)
+            if (kind == "http.response.body" and not message.get("more_body")) or (
+                kind == "http.response.pathsend"
+            ):
+                # The response is sent: its leases go back before BackgroundTasks run (in
+                # this task, before FastAPI closes the dependencies that took them).
+                await leases.release()
 
         try:
             await self.app(scope, receive, send_and_track)

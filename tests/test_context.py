@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -10,8 +11,12 @@ from tenant_middleware import (
     TenantStatus,
     current_tenant,
     current_tenant_or_none,
+    tenant_db,
     tenant_scope,
 )
+from tenant_middleware.config import TenancyConfig
+from tenant_middleware.registry import MemoryRegistry
+from tenant_middleware.runtime import Tenancy
 
 ACME = TenantContext(
     id="00000000-0000-4000-8000-000000000001", slug="acme", status=TenantStatus.ACTIVE
@@ -68,3 +73,17 @@ def test_context_repr_holds_no_credentials_and_metadata_is_read_only() -> None:
     assert "token" not in repr(tenant)
     assert tenant.with_source("jwt").source == "jwt"
     assert tenant.with_source("jwt").metadata == {"tier": "gold"}
+
+
+async def test_tenant_db_in_a_scope_reenters_and_gives_back_on_exit(tmp_path: Path) -> None:
+    config = TenancyConfig(base_domains=("example.com",), data_dir=tmp_path / "data")
+    async with Tenancy(config, registry=MemoryRegistry()) as tenancy:
+        tenant = await tenancy.provision("acme")
+        async with tenant_scope(tenant, tenancy=tenancy):
+            async with tenant_db() as outer:
+                async with tenant_db() as inner:
+                    assert inner is outer
+                assert not outer.closed
+                assert tenancy.pools.stats().in_use == 1
+            assert outer.closed
+        assert tenancy.pools.stats().in_use == 0

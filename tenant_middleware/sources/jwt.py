@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from jwt.algorithms import AllowedPublicKeys
 from jwt.types import Options
 
 from tenant_middleware._types import Scope
+from tenant_middleware.context import CLAIMS_STATE
 from tenant_middleware.errors import AmbiguousTenant, ConfigError, InvalidCredentials
 from tenant_middleware.models import TenantKey
 from tenant_middleware.sources._hosts import only_header, remember
@@ -70,6 +72,10 @@ class JWTSource:
     algorithm allow-list; `exp`/`nbf` with `leeway`; `aud`/`iss` when configured, and then
     required. Any failure raises `InvalidCredentials`. Verified tokens are cached until they
     expire, so a repeated token costs a dict lookup and a clock read.
+
+    Once the resolver has accepted the token's tenant, `rewrite` puts the verified claims in
+    `scope["state"]["tenant_claims"]` (read-only) for `current_claims()` and `TenantClaims`:
+    after every source has run, so no other source sees them.
     """
 
     name = "jwt"
@@ -129,7 +135,7 @@ class JWTSource:
         self._max_age = jwks_cache_ttl if self._jwks is not None else math.inf
         # Failures are not cached: a forger varies the token at will, so remembering bad
         # tokens saves nothing and would only push verified tokens out of the cache.
-        self._cache: dict[bytes, tuple[float, TenantKey]] = {}
+        self._cache: dict[bytes, tuple[float, TenantKey, Mapping[str, Any]]] = {}
 
     async def identify(self, scope: Scope) -> TenantKey | None:
         """Return the key of the token's tenant claim, None without a token; `AmbiguousTenant`
@@ -154,6 +160,28 @@ class JWTSource:
         if entry is not None and entry[0] > self._clock():
             return entry[1]
         return await self._verify(cookie, cookie)
+
+    def rewrite(self, scope: Scope, key: TenantKey) -> Scope:
+        """Put the claims of the token that named the accepted tenant in the scope's state."""
+        entry = self._cache.get(self._presented(scope) or b"")
+        if entry is None or entry[1] != key:
+            # Dropped from a full cache while the tenant was being looked up (thousands of new
+            # tokens within one lookup): refused rather than served without its claims.
+            raise InvalidCredentials("invalid token")
+        state = scope.get("state")
+        if state is None:
+            scope["state"] = state = {}
+        state[CLAIMS_STATE] = entry[2]
+        return scope
+
+    def _presented(self, scope: Scope) -> bytes | None:
+        """The cache key of the token `identify` read: the bearer header, else the cookie."""
+        raw = only_header(scope, b"authorization")
+        if raw is not None:
+            scheme, _, token = raw.partition(b" ")
+            if token.strip() and scheme.lower() == b"bearer":
+                return raw
+        return None if self._cookie is None else _cookie(scope, self._cookie)
 
     async def aclose(self) -> None:
         """Close the JWKS client's HTTP connections."""
@@ -188,7 +216,12 @@ class JWTSource:
         now = self._clock()
         expires = self._check_times(claims, now)
         tenant = self._tenant_key(claims)
-        remember(self._cache, cache_key, (min(expires, now + self._max_age), tenant), CACHE_SIZE)
+        remember(
+            self._cache,
+            cache_key,
+            (min(expires, now + self._max_age), tenant, MappingProxyType(claims)),
+            CACHE_SIZE,
+        )
         return tenant
 
     def _check_times(self, claims: dict[str, Any], now: float) -> float:
