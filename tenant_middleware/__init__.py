@@ -7,8 +7,9 @@ the public names three times (typed imports, the lazy table, `__all__`), which
 `tests/test_exports.py` keeps in agreement.
 """
 
-import importlib
 import typing
+
+from tenant_middleware._lazy import lazy_exports
 
 if typing.TYPE_CHECKING:
     from tenant_middleware.config import (
@@ -278,14 +279,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value: object = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # the next access skips this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
