@@ -15,7 +15,7 @@ from tenant_middleware.integrations.fastapi import TenantClaims
 from tenant_middleware.runtime import Tenancy
 from tests.conftest import TenancyFactory, client_for
 
-SECRET = "claims-test-secret-of-at-least-32-bytes"  # noqa: S105
+SECRET = "claims-test-secret-of-at-least-32-bytes"
 
 
 class StateSpy:
@@ -62,7 +62,8 @@ async def test_tenant_claims_are_the_verified_tokens(make_tenancy: TenancyFactor
         first = await http.get("/me", headers=headers)
         again = await http.get("/me", headers=headers)  # from the source's cache
     assert first.json() == again.json() == {"sub": "user-7", "same": True}
-    assert spy.seen and all("tenant_claims" not in state for state in spy.seen)
+    assert spy.seen
+    assert all("tenant_claims" not in state for state in spy.seen)
 
 
 async def test_tenant_claims_without_a_token_is_401(make_tenancy: TenancyFactory) -> None:
