@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 example: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[example]'
+	$(BIN)/pip install --quiet -e ".[example]"
 	$(BIN)/uvicorn example_app.main:app --host 127.0.0.1 --port 8000
 
 test: $(BIN)/python

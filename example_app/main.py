@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -52,22 +52,39 @@ NOTES = SchemaPackage.from_alembic("notes", Path(__file__).parent / "migrations"
 TOKEN_LIFETIME = 3600
 
 
-def build_config() -> TenancyConfig:
-    """The example's settings; `TENANCY_*` variables in the environment win."""
-    # A per-process secret keeps the demo free of settings; set TENANCY_JWT_SECRET to keep
-    # tokens valid across restarts.
-    secret = os.environ.get("TENANCY_JWT_SECRET") or secrets.token_urlsafe(32)
-    return TenancyConfig.from_env(
-        sources=("subdomain", "custom_domain", "path", "header", "jwt"),
-        # The header is honoured only from these peers: clients cannot pick their tenant.
-        trusted_proxies=("127.0.0.1/32", "::1/128"),
-        header_requires_trusted_proxy=True,
-        jwt_secret=secret,
-        jwt_algorithms=("HS256",),
-        jwt_audience="tenant-middleware-example",
-        tenant_required=False,  # "/" and "/signup" work on the bare host
-        exclude_paths=("/healthz",),
-    )
+# The example's own defaults. Each is only a default: its TENANCY_* variable, when set, wins.
+EXAMPLE_SETTINGS: dict[str, Any] = {
+    # Every source, to show each (a real app picks the one or two it needs): subdomains
+    # (acme.localhost), custom domains (notes.globex.test), /t/acme/ paths (browsers reach
+    # those on 127.0.0.1 without DNS), an X-Tenant-Id header and a JWT (the API).
+    "sources": ("subdomain", "custom_domain", "path", "header", "jwt"),
+    # The header is honoured only from these peers, so clients cannot pick their tenant:
+    # here, a reverse proxy on this machine; in production, your proxy's addresses.
+    "trusted_proxies": ("127.0.0.1/32", "::1/128"),
+    "header_requires_trusted_proxy": True,
+    "jwt_algorithms": ("HS256",),
+    "jwt_audience": "tenant-middleware-example",
+    "tenant_required": False,  # "/" and "/signup" work on the bare host
+    "exclude_paths": ("/healthz",),
+}
+
+
+def build_config(environ: Mapping[str, str] | None = None) -> TenancyConfig:
+    """The example's settings: `EXAMPLE_SETTINGS`, each replaced by its `TENANCY_*` variable.
+
+    Also what the CLI reads: `tenant-middleware --config example_app.main:build_config list`.
+    """
+    env = os.environ if environ is None else environ
+    defaults = {
+        name: value
+        for name, value in EXAMPLE_SETTINGS.items()
+        if f"TENANCY_{name.upper()}" not in env
+    }
+    if "TENANCY_JWT_SECRET" not in env:
+        # A per-process secret keeps the demo free of settings; set TENANCY_JWT_SECRET to
+        # keep tokens valid across restarts.
+        defaults["jwt_secret"] = secrets.token_urlsafe(32)
+    return TenancyConfig.from_env(environ=env, **defaults)
 
 
 def issue_token(config: TenancyConfig, slug: str) -> str:

@@ -10,6 +10,11 @@ from pathlib import Path
 
 from rich.text import Text
 
+from tenant_middleware.cli._config import (
+    CommandConfig,
+    command_config,
+    refuse_missing_control_plane,
+)
 from tenant_middleware.cli._errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -37,19 +42,23 @@ class Finding:
 async def check(args: argparse.Namespace, output: Output) -> int:
     """Print one line per check; exit 0 when everything is healthy, 1 otherwise."""
     findings: list[Finding] = []
-    config: TenancyConfig | None = None
+    run: CommandConfig | None = None
     try:
-        config = TenancyConfig.from_env()
-        findings.append(Finding("configuration", True, "TENANCY_* settings are valid"))
+        run = command_config(args)
+        origin = "TENANCY_* settings" if run.origin == "environment" else run.origin
+        findings.append(Finding("configuration", True, f"{origin}: valid"))
     except ConfigError as exc:
         findings.append(Finding("configuration", False, config_problem(exc)))
+    except CLIError as exc:
+        findings.append(Finding("configuration", False, str(exc)))
+    config = None if run is None else run.config
     findings.append(_check_packages(args))
     if config is not None:
         findings.append(_check_data_dir(config))
         platform = await probe_platform(config)
         if platform is not None:
             findings.append(Finding(*platform))
-        findings.extend(await _check_control_plane(config))
+        findings.extend(await _check_control_plane(config, run))
     width = max(len(f.subject) for f in findings)
     for finding in findings:
         line = Text(
@@ -106,8 +115,13 @@ def _probe(directory: Path) -> str | None:
     return None
 
 
-async def _check_control_plane(config: TenancyConfig) -> list[Finding]:
+async def _check_control_plane(config: TenancyConfig, run: CommandConfig | None) -> list[Finding]:
     location = config.control_plane_location
+    if run is not None:
+        try:
+            refuse_missing_control_plane(run, "check")  # checking must not create it
+        except CLIError as exc:
+            return [Finding("control plane", False, str(exc))]
     try:
         async with open_tenancy(config, ()) as tenancy:
             await tenancy.list(limit=1)

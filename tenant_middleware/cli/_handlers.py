@@ -13,6 +13,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 
 from tenant_middleware.cli import commands
+from tenant_middleware.cli._config import command_config, refuse_missing_control_plane
 from tenant_middleware.cli._migrate import migrate
 from tenant_middleware.cli._packages import load_packages, packages_reference
 from tenant_middleware.cli._recovery import recover
@@ -25,6 +26,7 @@ from tenant_middleware.schema.package import SchemaPackage
 
 Handler = Callable[[Tenancy, argparse.Namespace, Output], Awaitable[int]]
 HANDLERS: dict[str, Handler] = {
+    "init": commands.init,
     "provision": commands.provision,
     "list": commands.list_tenants,
     "show": commands.show,
@@ -43,12 +45,15 @@ HANDLERS: dict[str, Handler] = {
 
 def run_handler(args: argparse.Namespace, output: Output) -> int:
     """Read the settings and packages, open the runtime, and run the command's handler."""
-    config = TenancyConfig.from_env()
+    run = command_config(args)
+    config = run.config
     if args.action == "recover":
         # Rebuilding a lost control plane starts from an empty one: that is the point.
         config = dataclasses.replace(config, control_plane_create=True)
     reference = packages_reference(getattr(args, "packages", None), os.environ)
     packages = load_packages(reference)
+    output.note(run.control_plane())
+    refuse_missing_control_plane(run, args.action)
     return asyncio.run(_run_command(HANDLERS[args.action], args, output, config, packages))
 
 

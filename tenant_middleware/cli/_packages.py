@@ -49,6 +49,12 @@ def load_packages(reference: PackagesReference | None) -> tuple[SchemaPackage, .
             f"{where}: expected module:attribute (like myapp.schema:PACKAGES), "
             f"got {reference.value!r}"
         )
+    value = import_attribute(module_name, attribute, where)
+    return _as_packages(value, where, reference.value)
+
+
+def import_attribute(module_name: str, attribute: str, where: str) -> object:
+    """Import `module_name` and return its (dotted) `attribute`; `CLIError` naming `where`."""
     # Like `uvicorn app:app`: modules of the project in the working directory are importable
     # even when the console script (whose own folder is sys.path[0]) runs the CLI.
     if os.getcwd() not in sys.path and "" not in sys.path:
@@ -65,7 +71,7 @@ def load_packages(reference: PackagesReference | None) -> tuple[SchemaPackage, .
             raise CLIError(
                 f"{where}: module {module_name!r} has no attribute {attribute!r}"
             ) from None
-    return _as_packages(value, where, reference.value)
+    return value
 
 
 def _as_packages(value: object, where: str, reference: str) -> tuple[SchemaPackage, ...]:

@@ -13,8 +13,9 @@ from tenant_middleware.models import TenantStatus
 
 PROG = "tenant-middleware"
 DESCRIPTION = (
-    "Operate the tenants of a tenant-middleware app. Settings come from the same TENANCY_* "
-    "environment variables as the app (TENANCY_DATA_DIR, TENANCY_CONTROL_PLANE_URL, ...)."
+    "Operate the tenants of a tenant-middleware app. Settings come from the app's own "
+    "configuration (--config MODULE:ATTR) or else the TENANCY_* environment variables "
+    "(TENANCY_DATA_DIR, TENANCY_CONTROL_PLANE_URL, ...)."
 )
 EPILOG = (
     "Exit codes: 0 success, 1 the operation failed (unknown tenant, invalid input, "
@@ -84,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help=f"the app's schema packages (a sequence of SchemaPackage); default ${PACKAGES_ENV}",
     )
+    common.add_argument(
+        "--config",
+        metavar="MODULE:ATTR",
+        default=argparse.SUPPRESS,
+        help="the app's TenancyConfig, TenancySettings, settings holding one, or a factory;"
+        " default: the TENANCY_* environment variables",
+    )
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION, epilog=EPILOG, parents=[common]
     )
@@ -94,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text, parents=[common])
         sub.set_defaults(action=action or name)
         return sub
+
+    command("init", "create the control plane (if there is none) and say where it is")
 
     sub = command("provision", "create a tenant: its record, database and schema")
     sub.add_argument("slug", help="the tenant's slug (its subdomain): a DNS label")

@@ -6,9 +6,9 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
+from tenant_middleware.cli._config import command_config, refuse_missing_control_plane
 from tenant_middleware.cli._errors import EXIT_ERROR, EXIT_OK
 from tenant_middleware.cli._render import Output
-from tenant_middleware.config import TenancyConfig
 from tenant_middleware.registry.backup import ControlPlaneBackup, restore_local
 
 if TYPE_CHECKING:
@@ -38,7 +38,10 @@ async def recover(tenancy: Tenancy, args: argparse.Namespace, output: Output) ->
 
 async def backup(args: argparse.Namespace, output: Output) -> int:
     """Write an online, consistent copy of the control plane to PATH."""
-    done = await ControlPlaneBackup(TenancyConfig.from_env()).backup(args.path)
+    run = command_config(args)
+    output.note(run.control_plane())
+    refuse_missing_control_plane(run, "backup")
+    done = await ControlPlaneBackup(run.config).backup(args.path)
     if args.json:
         output.json({"path": str(done.path), "kind": done.kind, "bytes": done.size})
     else:
@@ -49,8 +52,9 @@ async def backup(args: argparse.Namespace, output: Output) -> int:
 
 def restore_backup(args: argparse.Namespace, output: Output) -> int:
     """Put a file backup in place of the local control plane (stop the app first)."""
-    config = TenancyConfig.from_env()
-    target = restore_local(args.path, config, replace=args.replace)
+    run = command_config(args)
+    output.note(run.control_plane())
+    target = restore_local(args.path, run.config, replace=args.replace)
     output.line(f"control plane restored from {args.path} to {target}")
     return EXIT_OK
 

@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 _PAGE = 500
 
 
+async def init(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
+    """`init`: the runtime has opened (and so created) the control plane; count its tenants."""
+    tenants = await tenancy.list(limit=1)
+    output.line("control plane ready" + ("" if not tenants else " (it has tenants)"))
+    return EXIT_OK
+
+
 async def provision(tenancy: Tenancy, args: argparse.Namespace, output: Output) -> int:
     """`provision SLUG`: create a tenant and print it."""
     tenant = await tenancy.provision(

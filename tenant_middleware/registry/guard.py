@@ -28,14 +28,23 @@ def tenant_files(data_dir: Path) -> list[Path]:
     return sorted((Path(data_dir) / TENANTS_DIRECTORY).glob(TENANT_FILES))
 
 
+def control_plane_file(config: TenancyConfig) -> Path | None:
+    """The config's control plane as a local file; None when it is remote or in memory."""
+    url = config.control_plane_location
+    if is_remote(url):
+        return None
+    path = local_path(url)
+    return None if path == ":memory:" else Path(path)
+
+
 def check_control_plane(config: TenancyConfig, registry: Registry) -> None:
     """Raise `ControlPlaneMissing` if starting `registry` would create an empty control plane
     beside existing tenant databases (see the module docstring)."""
     url = getattr(registry, "url", None)
-    if config.control_plane_create or url != config.control_plane_location or is_remote(url):
-        return  # asked to, or not the config's own control plane, or not a local file
-    path = local_path(url)
-    if path == ":memory:" or Path(path).exists():
+    if config.control_plane_create or url != config.control_plane_location:
+        return  # asked to, or not the config's own control plane
+    path = control_plane_file(config)
+    if path is None or path.exists():
         return
     found = tenant_files(config.data_dir)
     if found:

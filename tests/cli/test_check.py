@@ -9,6 +9,12 @@ from tests.cli.conftest import CLI, assert_user_error, database_file, seed
 
 def test_check_reports_health_or_each_problem(cli: CLI, tmp_path: Path) -> None:
     a_file = tmp_path / "app_schema.py"
+    fresh = cli("check")
+    assert_user_error(fresh, 1)
+    assert "PROBLEM  control plane" in fresh.stdout
+    assert "no control plane at" in fresh.stdout
+    assert not cli.data_dir.exists()  # check created nothing
+    assert cli("init").code == 0
     healthy, bad_config, data_dir_file, bad_packages = cli.under(
         [
             {"TENANCY_PACKAGES": "app_schema:V2"},

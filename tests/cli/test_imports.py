@@ -93,7 +93,7 @@ def test_the_cli_imports_only_what_its_command_needs(cli: CLI) -> None:
         _imported(
             cli,
             "bare",
-            [["--help"], ["list", "--status", "bogus"], ["generate-key"], ["list"]],
+            [["--help"], ["list", "--status", "bogus"], ["generate-key"], ["init"]],
         )
     )
     assert (help_code, usage_code, key_code) == (0, 2, 0)

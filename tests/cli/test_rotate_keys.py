@@ -120,4 +120,5 @@ def test_rotate_keys_rotates_reports_failures_and_reruns_idempotently(cli: CLI) 
 
 
 def test_rotate_keys_without_keys_names_the_setting(cli: CLI) -> None:
+    assert cli("init").code == 0
     assert_user_error(cli("rotate-keys"), 1, "TENANCY_ENCRYPTION_KEYS")

@@ -110,3 +110,14 @@ async def test_unknown_tenant_is_a_problem_404(tenancy: Tenancy) -> None:
         response = await c.get("/whoami")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_build_config_environment_variables_win_over_the_examples_defaults() -> None:
+    default = build_config({})
+    assert default.tenant_required is False
+    assert default.sources == ("subdomain", "custom_domain", "path", "header", "jwt")
+    chosen = build_config({"TENANCY_TENANT_REQUIRED": "true", "TENANCY_SOURCES": "subdomain"})
+    assert chosen.tenant_required is True
+    assert chosen.sources == ("subdomain",)
+    assert chosen.trusted_proxies == default.trusted_proxies  # the rest stays the example's
+    assert build_config({"TENANCY_JWT_SECRET": "s" * 32}).jwt_secret == "s" * 32

@@ -17,6 +17,7 @@ async def test_check_probes_the_turso_platform_api(tmp_path: Path, sqld: SqldSer
         with LiveServer(emulator.app) as server:
             settings = {**turso_settings(sqld), "turso_api_url": server.url}
             env = {f"TENANCY_{name.upper()}": str(value) for name, value in settings.items()}
+            assert cli("init", env=env).code == 0
             up = cli("check", env=env)
         down = cli("check", env=env)  # the same URL, nothing listening any more
     assert up.code == 0, up
