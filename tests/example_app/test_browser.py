@@ -23,9 +23,10 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.wait import WebDriverWait
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -152,8 +153,22 @@ def submit_and_wait(driver: webdriver.Chrome, button_selector: str) -> None:
     old_page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, button_selector).click()
     wait = WebDriverWait(driver, WAIT)
-    wait.until(ec.staleness_of(old_page))
+    wait.until(lambda _: is_gone(old_page))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def is_gone(element: WebElement) -> bool:
+    """Whether the page holding `element` was replaced. Chromium reports a node of a replaced
+    document either as stale or, mid-navigation, as "does not belong to the document"."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 def sign_up(driver: webdriver.Chrome, base: str, slug: str) -> None:
