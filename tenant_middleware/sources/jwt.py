@@ -1,4 +1,8 @@
-"""Identify the tenant from a claim of a verified JSON Web Token."""
+"""Identify the tenant from a claim of a verified JSON Web Token.
+
+Longer than 260 lines because the settings check, finding the token (header or cookie, refused
+when doubled), verifying it and the cache of verified tokens with their claims are one source.
+"""
 
 from __future__ import annotations
 
