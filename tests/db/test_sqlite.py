@@ -6,7 +6,7 @@ import gc
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -16,28 +16,12 @@ import pytest
 from tenant_middleware.db import Connection, ResultSet, SQLiteConnection
 from tenant_middleware.db._sqlite.threads import WorkerSet
 from tenant_middleware.errors import DatabaseBusy, DatabaseError
+from tests.db.conftest import Opener
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from tenant_middleware.db import Executor
-
-Opener = Callable[..., Awaitable[SQLiteConnection]]
-
-
-@pytest.fixture
-async def open_db(tmp_path: Path) -> AsyncIterator[Opener]:
-    """Open connections to files under tmp_path (default `main.db`); close them after."""
-    opened: list[SQLiteConnection] = []
-
-    async def opener(name: str = "main.db", **options: Any) -> SQLiteConnection:
-        conn = await SQLiteConnection.open(tmp_path / name, **options)
-        opened.append(conn)
-        return conn
-
-    yield opener
-    for conn in opened:
-        await conn.close()
 
 
 @pytest.fixture

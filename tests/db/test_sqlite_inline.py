@@ -4,39 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tenant_middleware.db import SQLiteConnection
 from tenant_middleware.db._sqlite.connection import CHECKPOINT_EVERY
 from tenant_middleware.db._sqlite.inline import STEP_INTERVAL
 from tenant_middleware.errors import DatabaseBusy
+from tests.db.conftest import Opener
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-Opener = Callable[..., Awaitable[SQLiteConnection]]
 # Millions of SQLite steps: far over the inline budget (2 x STEP_INTERVAL), ~0.1-1 s of work.
 LONG_COUNT = (
     "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000000) "
     "SELECT count(*) FROM c"
 )
-
-
-@pytest.fixture
-async def open_db(tmp_path: Path) -> AsyncIterator[Opener]:
-    opened: list[SQLiteConnection] = []
-
-    async def opener(name: str = "main.db", **options: Any) -> SQLiteConnection:
-        conn = await SQLiteConnection.open(tmp_path / name, **options)
-        opened.append(conn)
-        return conn
-
-    yield opener
-    for conn in opened:
-        await conn.close()
 
 
 class LoopWatch:
