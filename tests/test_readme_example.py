@@ -27,15 +27,19 @@ from tests.test_readme_commands import ROOT, assert_ran, block_env, run, the_blo
 README_PORT = "8000"
 # Printed before each command of the block, so each curl's output can be told apart.
 _MARK = "\n@@ "
+_OUTER_MAKE = ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")
 _TRACE = 'trap \'printf "\\n@@ %s\\n" "$BASH_COMMAND"\' DEBUG\n'
 
 
 def make_example_recipe(cwd: Path) -> list[str]:
     """The commands `make example` runs, as make prints them (`-n`: nothing is run)."""
+    # Under `make test` this is a sub-make: without the outer make's variables it prints only
+    # the recipe (no "Entering directory", no inherited flags).
+    env = {k: v for k, v in block_env().items() if k not in _OUTER_MAKE}
     done = subprocess.run(
-        ["make", "-n", "-f", str(ROOT / "Makefile"), "example"],
+        ["make", "-n", "--no-print-directory", "-f", str(ROOT / "Makefile"), "example"],
         cwd=cwd,
-        env=block_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
