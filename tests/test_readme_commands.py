@@ -181,6 +181,11 @@ def test_the_recovery_block_rebuilds_a_lost_control_plane(tmp_path: Path) -> Non
     for path in data_dir.glob("control-plane.db*"):
         path.unlink()
 
+    # What the README says of `check` before `recover`: it names the problem and exits 1.
+    before = run(".venv/bin/tenant-middleware check", cwd, block_env())
+    assert before.returncode == 1, (before.stdout, before.stderr)
+    assert "but 2 tenant database(s) beside it: run `tenant-middleware recover`" in before.stdout
+
     done = run(the_block("backend: any"), cwd, block_env())
 
     assert_ran(done)
