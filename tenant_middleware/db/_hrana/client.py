@@ -110,6 +110,9 @@ class HranaClient:
                 max_connections, max_keepalive_connections, verify=verify, trust_env=trust_env
             )
         self._transport = transport
+        # Whether the transport bounds a request by its `time_limit` as a whole (httpx applies
+        # it per phase, and a transport of your own may not at all: those get a timer here).
+        self._own_deadline = type(transport) is PooledTransport
         self._closed = False
         # One semaphore per database, alive while a request holds or waits for it.
         self._slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
@@ -183,11 +186,22 @@ class HranaClient:
         headers = [("Content-Type", "application/json")]
         if token is not None:
             headers.append(("Authorization", f"Bearer {token}"))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        slot = self._slot(endpoint)
         try:
+            if self._own_deadline and not slot.locked():
+                # The common case: a free slot is taken at once, and `PooledTransport` keeps
+                # the whole deadline itself, so no second timer is armed for it.
+                await slot.acquire()
+                try:
+                    return await self._transport.post(
+                        endpoint.route, headers, content, time_limit=self.timeout
+                    )
+                finally:
+                    slot.release()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.timeout
             # One deadline for the wait for a slot of this database and the request itself.
-            async with asyncio.timeout_at(deadline), self._slot(endpoint):
+            async with asyncio.timeout_at(deadline), slot:
                 return await self._transport.post(
                     endpoint.route, headers, content, time_limit=deadline - loop.time()
                 )
