@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import h11
@@ -22,7 +23,7 @@ import h11
 from tenant_middleware.db._http.transport import HttpResponse, TransportError, TransportTimeout
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 MAX_HEAD = 65536  # the longest answer head read before giving up
 _MAX_DETAIL = 200
@@ -79,9 +80,42 @@ def request_head(target: str, host: str, headers: Sequence[tuple[str, str]]) -> 
 class _Head(NamedTuple):
     status: int
     reason: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     length: int
     keep_alive: bool
+
+
+class AnswerHeaders(Mapping[str, str]):
+    """An answer's headers by lower-case name (repeated ones joined with ", "), decoded on
+    first use: a 200's are seldom read, so the common answer pays only for a scan."""
+
+    __slots__ = ("_block", "_parsed")
+
+    def __init__(self, block: bytes) -> None:
+        self._block = block  # the header lines, already checked by `_HEADER_BLOCK`
+        self._parsed: dict[str, str] | None = None
+
+    def _fields(self) -> dict[str, str]:
+        if self._parsed is None:
+            fields: dict[str, str] = {}
+            for line in self._block.split(b"\r\n") if self._block else ():
+                name, _, value = line.partition(b":")
+                key, text = name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1")
+                fields[key] = f"{fields[key]}, {text}" if key in fields else text
+            self._parsed = fields
+        return self._parsed
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields())
+
+    def __len__(self) -> int:
+        return len(self._fields())
+
+    def __repr__(self) -> str:
+        return f"AnswerHeaders({self._fields()!r})"
 
 
 def _parse_head(raw: bytes) -> _Head | None:
@@ -99,29 +133,34 @@ def _parse_head(raw: bytes) -> _Head | None:
     status = int(code)
     if status < 200:  # 1xx: informational, the answer follows
         return None
-    headers: dict[str, str] = {}
-    length: int | None = None
-    keep_alive = True
-    for line in block.split(b"\r\n") if block else ():
-        name, _, raw_value = line.partition(b":")
-        key = name.decode("ascii").lower()
-        value = raw_value.strip(b" \t")
-        text = value.decode("latin-1")
-        if key == "content-length":
-            if length is not None or not value.isdigit():
-                return None
-            length = int(value)
-        elif key == "transfer-encoding":
-            return None
-        elif key == "connection" and "close" in text.lower().replace(" ", "").split(","):
-            keep_alive = False
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    lower = b"\n" + block.lower()  # each line starts after a "\n"
+    if b"\ntransfer-encoding:" in lower:
+        return None
+    lengths = _values(lower, b"\ncontent-length:")
     if status in _NO_BODY:
         length = 0
-    if length is None:
-        return None  # the body ends when the server closes
+    elif len(lengths) == 1 and lengths[0].isdigit():
+        length = int(lengths[0])
+    else:
+        return None  # none (the body ends with the connection), several, or not a number
+    keep_alive = not any(
+        b"close" in value.replace(b" ", b"").split(b",")
+        for value in _values(lower, b"\nconnection:")
+    )
     reason = status_line[13:].decode("latin-1")
-    return _Head(status, reason, headers, length, keep_alive)
+    return _Head(status, reason, AnswerHeaders(block), length, keep_alive)
+
+
+def _values(lower: bytes, start: bytes) -> list[bytes]:
+    """The values of the header lines that begin with `start` ("\\nname:")."""
+    values = []
+    found = lower.find(start)
+    while found >= 0:
+        begin = found + len(start)
+        end = lower.find(b"\r", begin)
+        values.append(lower[begin : end if end >= 0 else len(lower)].strip(b" \t"))
+        found = lower.find(start, begin)
+    return values
 
 
 class _Request(NamedTuple):
