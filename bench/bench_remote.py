@@ -14,13 +14,15 @@
 Median and p90 of N timed calls each, after a warm-up; 50 rounds interleave the variants, so
 a noisy moment on the machine falls on all of them. Each line gives its median's ratio to the
 raw-socket floor's in the same run, and this process's CPU time per call (`process_time`: the
-client's own cost, which the machine's load disturbs less than the wall clock).
+client's own cost, which the machine's load disturbs less than the wall clock). A last phase
+times the default transport against the floor alone, call by call in alternating order.
 Run: `.venv/bin/python bench/bench_remote.py [--quick]` from the repository root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -203,6 +205,17 @@ async def main(n: int) -> None:
                         wall, used = await timed(call, max(n // rounds, 1))
                         samples[name] += wall
                         cpu[name] += used
+                # Head to head: the default transport and the floor alone, call by call in
+                # alternating order, after a collection (the httpx variants leave garbage whose
+                # collection would land on whichever variant runs next).
+                gc.collect()
+                pair: dict[str, list[float]] = {"select": [], "floor": []}
+                for index in range(n):
+                    order = (("select", select), ("floor", socket_select))
+                    for name, call in order if index % 2 else order[::-1]:
+                        started = time.perf_counter()
+                        await call()
+                        pair[name].append(time.perf_counter() - started)
                 writer.close()
                 await transport.aclose()
             await local.close()
@@ -212,6 +225,11 @@ async def main(n: int) -> None:
     print(time.strftime("%H:%M:%S UTC", time.gmtime()), "load average", os.getloadavg())
     for name, values in samples.items():
         print(describe(name, values, cpu[name], floor))
+    ours, alone = (statistics.median(pair[name]) * 1000 for name in ("select", "floor"))
+    print(
+        f"head to head, {n} alternating pairs: RemoteConnection.execute {ours:.3f} ms, "
+        f"floor {alone:.3f} ms: {ours / alone:.2f}x floor"
+    )
 
 
 if __name__ == "__main__":
