@@ -35,13 +35,14 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from tenant_middleware.db._http.heads import RequestHead, request_head
 from tenant_middleware.db._http.transport import (
     HttpResponse,
     Route,
     TransportError,
     TransportTimeout,
 )
-from tenant_middleware.db._http.wire import HttpConnection, RequestHead, describe, request_head
+from tenant_middleware.db._http.wire import HttpConnection, describe
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
