@@ -1,12 +1,12 @@
 """One HTTP/1.1 connection as an asyncio protocol: a request written whole, its answer parsed
 as it arrives.
 
-The answer sqld and Turso give (a status line, headers, a `Content-Length` body) is parsed
-by `_http.heads` and read here; anything else (a chunked body or one delimited by the close, HTTP/1.0, a 1xx answer,
-folded or malformed headers, a head over `MAX_HEAD`) is handed whole to h11, which parses it or
-says what is wrong with it. Why not h11 for every answer: it was ~40% of the client's CPU per
-request against a local sqld (BENCHMARKS.md, section 11h), and a protocol that is handed the
-bytes as they arrive saves the stream reader's wake-ups besides.
+The answer sqld and Turso give (a status line, headers, a `Content-Length` body) is parsed by
+`_http.heads` and read here; anything else (a chunked body or one delimited by the close,
+HTTP/1.0, a 1xx answer, folded or malformed headers, a head over `MAX_HEAD`) is handed whole to
+h11, which parses it or says what is wrong with it. Why not h11 for every answer: it was ~40% of
+the client's CPU per request against a local sqld (BENCHMARKS.md, section 11h), and a protocol
+that is handed the bytes as they arrive saves the stream reader's wake-ups besides.
 
 One exchange at a time; the pool (`_http.pooled`) decides when a connection is reused.
 """
