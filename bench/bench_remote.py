@@ -7,16 +7,24 @@
   exchange on an asyncio socket (the floor sqld sets), and a local `SQLiteConnection`;
 - transaction: a read-modify-write transaction (`BEGIN IMMEDIATE` riding with the SELECT, the
   UPDATE, `COMMIT` + close: three requests);
+- read transaction: `transaction(write=False)` with one SELECT (`BEGIN DEFERRED` riding with
+  it, then `ROLLBACK` + close: two requests);
 - batch: a three-statement atomic batch (one request).
 
-Median and p90 of N timed calls each, after a warm-up; rounds interleave the variants.
+Median and p90 of N timed calls each, after a warm-up; 50 rounds interleave the variants, so
+a noisy moment on the machine falls on all of them. Each line gives its median's ratio to the
+raw-socket floor's in the same run, and this process's CPU time per call (`process_time`: the
+client's own cost, which the machine's load disturbs less than the wall clock). A last phase
+times the default transport against the floor alone, call by call in alternating order.
 Run: `.venv/bin/python bench/bench_remote.py [--quick]` from the repository root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -36,19 +44,28 @@ from tests.sqld import running_sqld  # noqa: E402
 Call = Callable[[], Awaitable[object]]
 
 
-async def timed(call: Call, n: int) -> list[float]:
+FLOOR = "raw asyncio socket SELECT (floor)"
+
+
+async def timed(call: Call, n: int) -> tuple[list[float], float]:
+    """Wall time of each of `n` calls, and the process's CPU time over all of them."""
     samples = []
+    cpu = time.process_time()
     for _ in range(n):
         started = time.perf_counter()
         await call()
         samples.append(time.perf_counter() - started)
-    return samples
+    return samples, time.process_time() - cpu
 
 
-def describe(name: str, samples: list[float]) -> str:
+def describe(name: str, samples: list[float], cpu: float, floor: float) -> str:
     ms = sorted(s * 1000 for s in samples)
     p90 = ms[int(len(ms) * 0.9)]
-    return f"{name:<38} median {statistics.median(ms):7.3f} ms   p90 {p90:7.3f} ms   n={len(ms)}"
+    median = statistics.median(ms)
+    return (
+        f"{name:<38} median {median:7.3f} ms  ({median / floor:5.2f}x floor)   "
+        f"p90 {p90:7.3f} ms   cpu {cpu / len(ms) * 1e6:6.0f} us/call   n={len(ms)}"
+    )
 
 
 async def main(n: int) -> None:
@@ -154,6 +171,10 @@ async def main(n: int) -> None:
                         await tx.execute("UPDATE counter SET n = ? WHERE id = 1", (value + 1,))
                     return value
 
+                async def read_transaction() -> object:
+                    async with conn.transaction(write=False) as tx:
+                        return await tx.execute("SELECT v FROM kv WHERE id = ?", (7,))
+
                 async def batch() -> object:
                     return await conn.batch(
                         [
@@ -168,25 +189,47 @@ async def main(n: int) -> None:
                     "RemoteConnection on HttpxTransport": httpx_select,
                     "bare httpx.AsyncClient SELECT": raw_select,
                     "bare httpx transport SELECT": transport_select,
-                    "raw asyncio socket SELECT (floor)": socket_select,
+                    FLOOR: socket_select,
                     "local SQLiteConnection SELECT": local_select,
                     "RemoteConnection write transaction": transaction,
+                    "RemoteConnection read transaction": read_transaction,
                     "RemoteConnection.batch (3 statements)": batch,
                 }
                 samples: dict[str, list[float]] = {name: [] for name in variants}
+                cpu = dict.fromkeys(variants, 0.0)
                 for call in variants.values():
                     await timed(call, max(n // 10, 20))  # warm-up
-                rounds = 10
+                rounds = 50
                 for _ in range(rounds):
                     for name, call in variants.items():
-                        samples[name] += await timed(call, n // rounds)
+                        wall, used = await timed(call, max(n // rounds, 1))
+                        samples[name] += wall
+                        cpu[name] += used
+                # Head to head: the default transport and the floor alone, call by call in
+                # alternating order, after a collection (the httpx variants leave garbage whose
+                # collection would land on whichever variant runs next).
+                gc.collect()
+                pair: dict[str, list[float]] = {"select": [], "floor": []}
+                for index in range(n):
+                    order = (("select", select), ("floor", socket_select))
+                    for name, call in order if index % 2 else order[::-1]:
+                        started = time.perf_counter()
+                        await call()
+                        pair[name].append(time.perf_counter() - started)
                 writer.close()
                 await transport.aclose()
             await local.close()
             await conn.close()
             await via_httpx.close()
+    floor = statistics.median(samples[FLOOR]) * 1000
+    print(time.strftime("%H:%M:%S UTC", time.gmtime()), "load average", os.getloadavg())
     for name, values in samples.items():
-        print(describe(name, values))
+        print(describe(name, values, cpu[name], floor))
+    ours, alone = (statistics.median(pair[name]) * 1000 for name in ("select", "floor"))
+    print(
+        f"head to head, {n} alternating pairs: RemoteConnection.execute {ours:.3f} ms, "
+        f"floor {alone:.3f} ms: {ours / alone:.2f}x floor"
+    )
 
 
 if __name__ == "__main__":

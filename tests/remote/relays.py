@@ -170,3 +170,47 @@ async def answering(respond: Callable[[bytes], bytes]) -> AsyncIterator[int]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+@dataclass
+class Answering:
+    """A server `keeping` answers: its port and the connections it accepted."""
+
+    port: int = 0
+    accepted: int = 0
+
+
+@contextlib.asynccontextmanager
+async def keeping(respond: Callable[[bytes], bytes]) -> AsyncIterator[Answering]:
+    """A server that answers every request of a connection with `respond(request)`.
+
+    Unlike `answering`, it keeps the connection open for the next request (unless the client
+    closes it).
+    """
+    state = Answering()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.accepted += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                body = await reader.readexactly(length)
+                writer.write(respond(head + body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the client closed the connection
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    state.port = server.sockets[0].getsockname()[1]
+    try:
+        yield state
+    finally:
+        server.close()
+        await server.wait_closed()

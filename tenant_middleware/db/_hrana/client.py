@@ -54,7 +54,10 @@ if TYPE_CHECKING:
     from tenant_middleware.db._hrana.url import Endpoint
 
 _jitter = random.SystemRandom()
+# Made once: `json.dumps` with options builds an encoder on every call.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 _OK = 200
+_MAX_HEADERS = 1024  # request headers kept, one set per token
 # Answers to a request that ran nothing, so one that opens no stream can be sent again: sqld's
 # "Too many concurrent requests" and `DbCreateTimeout` (429), and 503 (sqld shutting a
 # namespace store down, a proxy with no backend).
@@ -110,7 +113,11 @@ class HranaClient:
                 max_connections, max_keepalive_connections, verify=verify, trust_env=trust_env
             )
         self._transport = transport
+        # Whether the transport bounds a request by its `time_limit` as a whole (httpx applies
+        # it per phase, and a transport of your own may not at all: those get a timer here).
+        self._own_deadline = type(transport) is PooledTransport
         self._closed = False
+        self._headers: dict[str | None, tuple[tuple[str, str], ...]] = {}  # by token
         # One semaphore per database, alive while a request holds or waits for it.
         self._slots: weakref.WeakValueDictionary[str, asyncio.Semaphore] = (
             weakref.WeakValueDictionary()
@@ -159,7 +166,7 @@ class HranaClient:
         """Send one pipeline request and return the decoded `PipelineRespBody`."""
         if self._closed:
             raise DatabaseError(f"{endpoint}: the HTTP client is closed")
-        content = json.dumps({"baton": baton, "requests": requests}, separators=(",", ":")).encode()
+        content = _encode({"baton": baton, "requests": requests}).encode()
         attempt, refreshed = 0, False
         while True:
             token = await credentials.get()
@@ -180,14 +187,28 @@ class HranaClient:
             raise http_error(endpoint, response, attempts=attempt + 1, token=token)
 
     async def _send(self, endpoint: Endpoint, token: str | None, content: bytes) -> HttpResponse:
-        headers = [("Content-Type", "application/json")]
-        if token is not None:
-            headers.append(("Authorization", f"Bearer {token}"))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        headers = self._headers.get(token)
+        if headers is None:
+            headers = _headers(token)
+            if len(self._headers) >= _MAX_HEADERS:
+                self._headers.clear()  # tokens rotate: the old ones are not asked for again
+            self._headers[token] = headers
+        slot = self._slot(endpoint)
         try:
+            if self._own_deadline and not slot.locked():
+                # The common case: a free slot is taken at once, and `PooledTransport` keeps
+                # the whole deadline itself, so no second timer is armed for it.
+                await slot.acquire()
+                try:
+                    return await self._transport.post(
+                        endpoint.route, headers, content, time_limit=self.timeout
+                    )
+                finally:
+                    slot.release()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.timeout
             # One deadline for the wait for a slot of this database and the request itself.
-            async with asyncio.timeout_at(deadline), self._slot(endpoint):
+            async with asyncio.timeout_at(deadline), slot:
                 return await self._transport.post(
                     endpoint.route, headers, content, time_limit=deadline - loop.time()
                 )
@@ -195,6 +216,12 @@ class HranaClient:
             raise DatabaseUnreachable(f"{endpoint}: no answer within {self.timeout:g}s") from exc
         except TransportError as exc:
             raise DatabaseUnreachable(f"{endpoint}: {scrub(str(exc), token)}") from exc
+
+
+def _headers(token: str | None) -> tuple[tuple[str, str], ...]:
+    if token is None:
+        return (("Content-Type", "application/json"),)
+    return (("Content-Type", "application/json"), ("Authorization", f"Bearer {token}"))
 
 
 def _default_transport(

@@ -1,13 +1,15 @@
-"""HTTP/1.1 on asyncio streams, parsed by h11, with kept-alive connections: the default transport.
+"""HTTP/1.1 on asyncio, with kept-alive connections: the default transport.
 
 Why not httpx here: one Hrana request through `httpx.AsyncClient` costs ~3.5 ms against a
-local sqld on this class of machine, the same exchange on a bare socket ~1.1 ms, and this
-transport ~1.4 ms (BENCHMARKS.md, section 7). httpx's request model, auth and event-hook
-layers, httpcore's pool and anyio's stream wrappers are what the difference pays for; a Hrana
-client needs none of them: it sends one kind of request (a POST with a body it already holds)
-to servers it knows, and reads a complete JSON answer. h11 (already installed with httpx, and
-what httpcore itself parses HTTP/1.1 with) keeps the parsing correct: chunked and
-`Content-Length` bodies, `Connection: close`, malformed answers.
+local sqld on this class of machine, the same exchange on a bare socket ~1.1 ms (BENCHMARKS.md,
+sections 7 and 11h). httpx's request model, auth and event-hook layers, httpcore's pool and
+anyio's stream wrappers are what the difference pays for; a Hrana client needs none of them:
+it sends one kind of request (a POST with a body it already holds) to servers it knows, and
+reads a complete JSON answer. Each connection is an asyncio protocol (`_http.wire`) that
+writes a request in one piece (heads encoded once per host and token, TCP_NODELAY as asyncio
+sets it) and parses the common answer itself, handing any other to h11 (already installed with
+httpx, and what httpcore parses HTTP/1.1 with): chunked bodies, `Connection: close`, malformed
+answers stay h11's to judge.
 
 Rules of the pool:
 
@@ -33,76 +35,23 @@ import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-import h11
-
+from tenant_middleware.db._http.heads import RequestHead, request_head
 from tenant_middleware.db._http.transport import (
     HttpResponse,
     Route,
     TransportError,
     TransportTimeout,
 )
+from tenant_middleware.db._http.wire import HttpConnection, describe
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-_READ_SIZE = 65536
-_MAX_DETAIL = 200
-
 # (tls, host, port, server name): connections are reusable only for the same one.
 _PoolKey = tuple[bool, str, int, str | None]
-
-
-class _Connection:
-    """One HTTP/1.1 connection; one exchange at a time."""
-
-    __slots__ = ("_reader", "_state", "_writer", "idle_since")
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._state = h11.Connection(h11.CLIENT)
-        self.idle_since = 0.0
-
-    def reusable(self, now: float, expiry: float) -> bool:
-        """Whether a request may be sent on this idle connection."""
-        return (
-            now - self.idle_since < expiry
-            and not self._reader.at_eof()
-            and not self._writer.is_closing()
-        )
-
-    async def exchange(self, head: h11.Request, body: bytes) -> tuple[HttpResponse, bool]:
-        """Send one request; return the answer and whether the connection can be reused."""
-        state = self._state
-        self._writer.write(
-            state.send(head) + state.send(h11.Data(data=body)) + state.send(h11.EndOfMessage())
-        )
-        await self._writer.drain()
-        status, reason, headers, chunks = 0, "", {}, []
-        while True:
-            event = state.next_event()
-            if event is h11.NEED_DATA:
-                data = await self._reader.read(_READ_SIZE)
-                if not data and not status:
-                    raise TransportError("the server closed the connection without answering")
-                state.receive_data(data)
-            elif isinstance(event, h11.Response):
-                status, reason = event.status_code, event.reason.decode("latin-1")
-                headers = {
-                    name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers
-                }
-            elif isinstance(event, h11.Data):
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                break
-            # h11.InformationalResponse (100 Continue and the like): read on.
-        reusable = status == 200 and state.our_state is h11.DONE and state.their_state is h11.DONE
-        if reusable:
-            state.start_next_cycle()
-        return HttpResponse(status, headers, b"".join(chunks), reason), reusable
-
-    def close(self) -> None:
-        self._writer.close()
+# Encoded request heads kept, by target, host and headers (the token among them): a few per
+# tenant; dropped all at once when full, since tokens rotate.
+_MAX_HEADS = 1024
 
 
 class PooledTransport:
@@ -126,9 +75,10 @@ class PooledTransport:
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_idle
         self._expiry = keepalive_expiry
-        self._idle: dict[_PoolKey, list[_Connection]] = {}  # per host, most recent last
-        self._idle_order: OrderedDict[_Connection, _PoolKey] = OrderedDict()  # oldest first
-        self._busy: set[_Connection] = set()
+        self._idle: dict[_PoolKey, list[HttpConnection]] = {}  # per host, most recent last
+        self._idle_order: OrderedDict[HttpConnection, _PoolKey] = OrderedDict()  # oldest first
+        self._busy: set[HttpConnection] = set()
+        self._heads: dict[tuple[str, str, tuple[tuple[str, str], ...]], RequestHead] = {}
         self._closed = False
 
     @property
@@ -145,39 +95,66 @@ class PooledTransport:
     ) -> HttpResponse:
         if self._closed:
             raise TransportError("the HTTP client is closed")
+        request = self._head(route, headers).request(body)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + time_limit
+        slots = self._slots
         try:
-            head = h11.Request(
-                method="POST",
-                target=route.target,
-                headers=[
-                    ("Host", route.host_header),
-                    ("Content-Length", str(len(body))),
-                    *headers,
-                ],
-            )
-        except h11.LocalProtocolError:
-            # h11 quotes the offending header, and that may be the token (a secret read from
-            # a file with its trailing newline): say which rule broke, never the value.
-            raise TransportError(
-                "a request header is not valid HTTP (a token with a newline or space?)"
-            ) from None
-        try:
-            async with asyncio.timeout(time_limit), self._slots:
-                if self._closed:  # closed while this request waited for a slot
-                    raise TransportError("the HTTP client is closed")
-                return await self._send(route, head, body)
+            if slots.locked():
+                async with asyncio.timeout_at(deadline):
+                    await slots.acquire()
+            else:
+                await slots.acquire()  # free: returns at once, no deadline needed
         except TimeoutError as exc:
             raise TransportTimeout(f"no answer within {time_limit:g}s") from exc
+        try:
+            if self._closed:  # closed while this request waited for a slot
+                raise TransportError("the HTTP client is closed")
+            return await self._send(route, headers, request, body, deadline, time_limit)
+        finally:
+            slots.release()
 
-    async def _send(self, route: Route, head: h11.Request, body: bytes) -> HttpResponse:
+    def _head(self, route: Route, headers: Sequence[tuple[str, str]]) -> RequestHead:
+        key = (route.target, route.host_header, tuple(headers))
+        head = self._heads.get(key)
+        if head is None:
+            head = request_head(route.target, route.host_header, headers)
+            if len(self._heads) >= _MAX_HEADS:
+                self._heads.clear()
+            self._heads[key] = head
+        return head
+
+    async def _send(
+        self,
+        route: Route,
+        headers: Sequence[tuple[str, str]],
+        request: bytes,
+        body: bytes,
+        deadline: float,
+        time_limit: float,
+    ) -> HttpResponse:
         key: _PoolKey = (route.tls, route.connect_host, route.connect_port, route.server_hostname)
-        connection = self._take_idle(key) or await self._connect(route)
+        connection = self._take_idle(key)
+        if connection is None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    connection = await self._connect(route)
+            except TimeoutError as exc:
+                raise TransportTimeout(f"no answer within {time_limit:g}s") from exc
         self._busy.add(connection)
         reusable = False
         try:
-            response, reusable = await connection.exchange(head, body)
-        except (OSError, EOFError, h11.ProtocolError) as exc:
-            raise TransportError(_describe(exc)) from exc
+            response, reusable = await connection.exchange(
+                route.target,
+                route.host_header,
+                headers,
+                request,
+                body,
+                deadline=deadline,
+                time_limit=time_limit,
+            )
+        except OSError as exc:
+            raise TransportError(describe(exc)) from exc
         finally:
             self._busy.discard(connection)
             if reusable and not self._closed:
@@ -186,8 +163,10 @@ class PooledTransport:
                 connection.close()
         return response
 
-    def _take_idle(self, key: _PoolKey) -> _Connection | None:
+    def _take_idle(self, key: _PoolKey) -> HttpConnection | None:
         idle = self._idle.get(key)
+        if not idle:
+            return None
         now = time.monotonic()
         while idle:
             connection = idle.pop()
@@ -197,7 +176,7 @@ class PooledTransport:
             connection.close()
         return None
 
-    def _put_idle(self, key: _PoolKey, connection: _Connection) -> None:
+    def _put_idle(self, key: _PoolKey, connection: HttpConnection) -> None:
         now = time.monotonic()
         # Room first: connections past their expiry (of any host), then the longest idle.
         # With a host per tenant (Turso), a full pool of old hosts must not turn every
@@ -216,30 +195,33 @@ class PooledTransport:
         self._idle.setdefault(key, []).append(connection)
         self._idle_order[connection] = key
 
-    def _forget_idle(self, key: _PoolKey, connection: _Connection, idle: list[_Connection]) -> None:
+    def _forget_idle(
+        self, key: _PoolKey, connection: HttpConnection, idle: list[HttpConnection]
+    ) -> None:
         # `connection` has just left `idle` (the list of its key).
         del self._idle_order[connection]
         if not idle:
             del self._idle[key]
 
-    async def _connect(self, route: Route) -> _Connection:
+    async def _connect(self, route: Route) -> HttpConnection:
         context = None
         if route.tls:
             if self._ssl_context is None:
                 # Loading the system's CAs takes milliseconds: once, not per connection.
                 self._ssl_context = ssl.create_default_context()
             context = self._ssl_context
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.open_connection(
+            _, connection = await loop.create_connection(
+                HttpConnection,
                 route.connect_host,
                 route.connect_port,
                 ssl=context,
                 server_hostname=(route.server_hostname or route.connect_host) if context else None,
-                limit=_READ_SIZE,
             )
         except (OSError, ssl.SSLError) as exc:
-            raise TransportError(f"cannot connect: {_describe(exc)}") from exc
-        return _Connection(reader, writer)
+            raise TransportError(f"cannot connect: {describe(exc)}") from exc
+        return connection
 
     async def aclose(self) -> None:
         """Close idle connections now and busy ones as their requests end; idempotent."""
@@ -251,9 +233,3 @@ class PooledTransport:
         self._idle_order.clear()
         for connection in self._busy:
             connection.close()
-
-
-def _describe(exc: BaseException) -> str:
-    # h11's messages may quote what the server sent: keep them short.
-    detail = str(exc)[:_MAX_DETAIL]
-    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

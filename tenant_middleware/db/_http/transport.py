@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 
+# Made once (`json.loads` detects the encoding of bytes and wraps the call every time).
+_decode = json.JSONDecoder().decode
+
+
 class Route(NamedTuple):
     """Where one request goes: the address to connect to, and how the server is named there."""
 
@@ -45,7 +49,7 @@ class HttpResponse(NamedTuple):
 
     def json(self) -> object:
         """The body decoded as JSON; `ValueError` when it is not."""
-        return json.loads(self.body)
+        return _decode(self.body.decode("utf-8"))
 
     @property
     def text(self) -> str:
