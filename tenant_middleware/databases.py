@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tenant_middleware.errors import TenantNotFound
+from tenant_middleware.errors import DatabaseError, TenantNotFound
 from tenant_middleware.freshness import fresh_context
 from tenant_middleware.identity import record_identity
 from tenant_middleware.lifecycle import status_refusal
@@ -18,11 +18,15 @@ from tenant_middleware.models import EventKind, TenantKey, TenantStatus
 if TYPE_CHECKING:
     from tenant_middleware.cache import TenantCache
     from tenant_middleware.db.protocol import Connection
+    from tenant_middleware.naming import DatabaseLocation
     from tenant_middleware.provisioning import Provisioner
     from tenant_middleware.registry import Registry
     from tenant_middleware.resolver import CacheKey
     from tenant_middleware.schema.service import SchemaService
     from tenant_middleware.sync import ChangeFollower
+
+# Tenant locations remembered (each a few hundred bytes); past it the oldest is derived again.
+MAX_LOCATIONS = 16_384
 
 
 class TenantDatabases:
@@ -43,6 +47,7 @@ class TenantDatabases:
         self._cache = cache
         self._retry_after = retry_after
         self._follower: ChangeFollower | None = None
+        self._locations: dict[str, DatabaseLocation] = {}
 
     def follow(self, follower: ChangeFollower) -> None:
         """Let cached contexts stand in for control-plane reads while `follower` keeps up.
@@ -54,7 +59,23 @@ class TenantDatabases:
 
     async def open(self, tenant_id: str) -> Connection:
         """Open one more connection to a tenant's (prepared) database."""
-        return await self._provisioner.connect(self._provisioner.locate(tenant_id))
+        return await self._provisioner.connect(self._locate(tenant_id))
+
+    def _locate(self, tenant_id: str) -> DatabaseLocation:
+        # Deriving a location (id checks, a hash, path joins) costs more than the lookup, and
+        # a churning pool derives the same ones again and again.
+        locations = self._locations
+        location = locations.get(tenant_id)
+        if location is None:
+            location = locations[tenant_id] = self._provisioner.locate(tenant_id)
+            if len(locations) > MAX_LOCATIONS:
+                del locations[next(iter(locations))]  # the oldest derived
+        return location
+
+    async def _recreate(self, tenant_id: str, location: DatabaseLocation) -> None:
+        # A registered tenant without its database (a crash, a fresh app instance).
+        await self._provisioner.create(location)
+        await self._registry.record_event(tenant_id, EventKind.DATABASE_RECREATED)
 
     async def prepare(self, tenant_id: str) -> Connection:
         """Before a tenant's pool opens: recreate a missing database, apply pending migrations.
@@ -75,12 +96,21 @@ class TenantDatabases:
             # it must not open (and keep) a pool for it.
             self._cache.invalidate(tenant_id)
             raise status_refusal(current.status, retry_after=self._retry_after)
-        location = self._provisioner.locate(tenant_id)
-        if not await self._provisioner.exists(location):
-            # A registered tenant without its database (a crash, a fresh app instance).
-            await self._provisioner.create(location)
-            await self._registry.record_event(tenant_id, EventKind.DATABASE_RECREATED)
-        connection = await self._provisioner.connect(location)
+        location = self._locate(tenant_id)
+        provisioner = self._provisioner
+        if getattr(provisioner, "connect_refuses_missing", False):
+            # Local files: the open finds a missing one, so no file check before it.
+            try:
+                connection = await provisioner.connect(location)
+            except DatabaseError:
+                if await provisioner.exists(location):
+                    raise
+                await self._recreate(tenant_id, location)
+                connection = await provisioner.connect(location)
+        else:
+            if not await provisioner.exists(location):
+                await self._recreate(tenant_id, location)
+            connection = await provisioner.connect(location)
         try:
             await self._schema.bring_up_to_date(tenant_id, connection)
             await record_identity(connection, current)

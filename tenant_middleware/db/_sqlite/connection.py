@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenant_middleware.db._sqlite import worker as _worker
 from tenant_middleware.db._sqlite.inline import FALL_BACK, StepCap
-from tenant_middleware.db._sqlite.threads import WorkerSet, shared_workers
+from tenant_middleware.db._sqlite.threads import WorkerSet, lifecycle_workers, shared_workers
 from tenant_middleware.db._transactions import TransactionalConnection, begin_statement
 from tenant_middleware.errors import DatabaseError
 
@@ -51,6 +51,7 @@ class SQLiteConnection(TransactionalConnection):
         *,
         inline: bool,
         busy_timeout: float,
+        lifecycle: WorkerSet | None = None,
     ) -> None:
         # Use `await SQLiteConnection.open(path)`, which opens `db` on a worker thread.
         super().__init__()
@@ -58,6 +59,7 @@ class SQLiteConnection(TransactionalConnection):
         self._loop = loop
         self._db = db
         self._workers = workers
+        self._lifecycle = lifecycle if lifecycle is not None else workers
         self._closed = False
         self._running = False  # one of its jobs is on a worker thread
         self._queued: deque[Job] = deque()
@@ -78,18 +80,35 @@ class SQLiteConnection(TransactionalConnection):
         read_only: bool = False,
         inline: bool = True,
         workers: WorkerSet | None = None,
+        create: bool = True,
     ) -> SQLiteConnection:
         """Open (creating parent directories unless read-only) a database file in WAL mode.
 
-        `inline=False` runs every statement on a worker thread.
+        `create=False` opens only an existing file: a missing one fails with `DatabaseError`
+        (`SQLITE_CANTOPEN`), with no separate check before the open.
+
+        `inline=False` runs every statement on a worker thread. Opening and closing run on
+        `workers` when given, else on the process's few lifecycle threads.
         """
         target = os.fspath(path)
         loop = asyncio.get_running_loop()
-        workers = workers if workers is not None else shared_workers()
+        if workers is None:
+            workers, lifecycle = shared_workers(), lifecycle_workers()
+        else:
+            lifecycle = workers
         opened: asyncio.Future[sqlite3.Connection] = loop.create_future()
-        workers.submit(_worker.open_job, (loop, opened, target, busy_timeout, read_only, inline))
+        request = (loop, opened, target, busy_timeout, read_only, inline, create)
+        lifecycle.submit(_worker.open_job, request)
         db = await opened
-        return cls(target, loop, db, workers, inline=inline, busy_timeout=busy_timeout)
+        return cls(
+            target,
+            loop,
+            db,
+            workers,
+            inline=inline,
+            busy_timeout=busy_timeout,
+            lifecycle=lifecycle,
+        )
 
     @property
     def closed(self) -> bool:
@@ -114,8 +133,12 @@ class SQLiteConnection(TransactionalConnection):
             self._queued.append(job)
         else:
             self._running = True
-            self._workers.submit(self._run, job)
+            self._dispatch(job)
         return future
+
+    def _dispatch(self, job: Job) -> None:
+        workers = self._lifecycle if job[0] is _worker.close_db else self._workers
+        workers.submit(self._run, job)
 
     def _run(self, job: Job) -> None:
         """On a worker thread: run one job and report to the loop."""
@@ -136,7 +159,7 @@ class SQLiteConnection(TransactionalConnection):
     ) -> None:
         _worker.settle(future, result, error)
         if self._queued:
-            self._workers.submit(self._run, self._queued.popleft())
+            self._dispatch(self._queued.popleft())
             return
         self._running = False
         waiters, self._idle_waiters = self._idle_waiters, []

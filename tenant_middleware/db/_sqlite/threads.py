@@ -15,6 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 MAX_THREADS = 32
+# Opening and closing connections: CPU work between many short GIL releases (each sqlite3
+# call), so more threads than cores only trade the GIL back and forth (BENCHMARKS.md 11g).
+LIFECYCLE_THREADS = 1
 IDLE_TIMEOUT = 10.0
 THREAD_NAME = "sqlite-worker"
 
@@ -25,10 +28,17 @@ Job = tuple[Callable[[Any], None], Any]
 class WorkerSet:
     """A bounded set of daemon threads running jobs in submission order."""
 
-    def __init__(self, max_threads: int = MAX_THREADS, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        max_threads: int = MAX_THREADS,
+        idle_timeout: float = IDLE_TIMEOUT,
+        *,
+        name: str = THREAD_NAME,
+    ) -> None:
         if max_threads < 1:
             raise ValueError("max_threads must be at least 1")
         self.max_threads = max_threads
+        self._name = name
         self._idle_timeout = idle_timeout
         self._jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -49,7 +59,7 @@ class WorkerSet:
                 self._threads += 1
                 self._waiting += 1  # the new thread takes this job
                 self._started += 1
-                name = f"{THREAD_NAME}-{self._started}"
+                name = f"{self._name}-{self._started}"
                 threading.Thread(target=self._serve, name=name, daemon=True).start()
         self._jobs.put((fn, arg))
 
@@ -71,11 +81,12 @@ class WorkerSet:
 
 
 _shared: WorkerSet | None = None
+_lifecycle: WorkerSet | None = None
 _shared_lock = threading.Lock()
 
 
 def shared_workers() -> WorkerSet:
-    """The process's worker set, made on first use."""
+    """The process's worker set for statements, made on first use."""
     global _shared
     if _shared is None:
         with _shared_lock:
@@ -84,10 +95,20 @@ def shared_workers() -> WorkerSet:
     return _shared
 
 
+def lifecycle_workers() -> WorkerSet:
+    """The process's (smaller) worker set for opening and closing connections."""
+    global _lifecycle
+    if _lifecycle is None:
+        with _shared_lock:
+            if _lifecycle is None:
+                _lifecycle = WorkerSet(LIFECYCLE_THREADS, name=f"{THREAD_NAME}-open")
+    return _lifecycle
+
+
 def _forget_after_fork() -> None:
-    # A forked child has none of its parent's threads: it makes its own set when it needs one.
-    global _shared
-    _shared = None
+    # A forked child has none of its parent's threads: it makes its own sets when it needs them.
+    global _shared, _lifecycle
+    _shared = _lifecycle = None
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from tenant_middleware.db._errors import from_sqlite
+from tenant_middleware.db._sqlite.persist import keep_wal
 from tenant_middleware.db._transactions import BATCH_SAVEPOINT
 from tenant_middleware.db.protocol import make_result
 from tenant_middleware.errors import DatabaseError
@@ -30,16 +34,18 @@ NO_WAIT = "PRAGMA busy_timeout = 0"
 _FIRST = operator.itemgetter(0)
 
 
+# (loop, future, target, busy_timeout, read_only, inline, create)
 OpenRequest: TypeAlias = (
-    "tuple[asyncio.AbstractEventLoop, asyncio.Future[sqlite3.Connection], str, float, bool, bool]"
+    "tuple[asyncio.AbstractEventLoop, asyncio.Future[sqlite3.Connection], str, float, bool,"
+    " bool, bool]"
 )
 
 
 def open_job(request: OpenRequest) -> None:
     """On a worker thread: open the database and hand it to the future (a `WorkerSet` job)."""
-    loop, future, target, busy_timeout, read_only, inline = request
+    loop, future, target, busy_timeout, read_only, inline, create = request
     try:
-        db = connect(target, busy_timeout, read_only, inline=inline)
+        db = connect(target, busy_timeout, read_only, inline=inline, create=create)
     except BaseException as exc:
         post(loop, settle, future, None, translate(exc))
     else:
@@ -95,40 +101,59 @@ def is_busy(exc: sqlite3.Error) -> bool:
 
 
 def connect(
-    target: str, busy_timeout: float, read_only: bool, *, inline: bool
+    target: str, busy_timeout: float, read_only: bool, *, inline: bool, create: bool = True
 ) -> sqlite3.Connection:
     """Open the database in WAL mode; `inline` ones are also used from the event loop's thread.
 
     Those never wait for a lock on the loop (`busy_timeout` 0 until a worker job sets it) and
-    leave WAL checkpoints to the worker (`wal_autocheckpoint` 0): see `inline`.
+    leave WAL checkpoints to the worker (`wal_autocheckpoint` 0): see `inline`. Without
+    `create`, a missing file fails (`SQLITE_CANTOPEN`) instead of being created.
     """
     # Not check_same_thread: the connection runs on the loop and on any worker thread, but
     # `SQLiteConnection` never lets two of them use it at once.
     uri = False
-    if read_only and target != MEMORY:
-        target, uri = Path(target).resolve().as_uri() + "?mode=ro", True
+    if target != MEMORY and (read_only or not create):
+        mode = "ro" if read_only else "rw"
+        # abspath, not resolve(): no system call per path component (SQLite makes its own).
+        target, uri = Path(os.path.abspath(target)).as_uri() + f"?mode={mode}", True
     elif target != MEMORY:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(
         target, timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=uri
     )
     try:
-        db.execute(busy_pragma(busy_timeout))
-        if not read_only:
-            _enable_wal(db, busy_timeout)
-            if inline:
-                db.execute("PRAGMA wal_autocheckpoint = 0")
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA synchronous = NORMAL")
-        if inline:
-            # Read the schema here, on the worker: the first statement of a new connection
-            # reads it from the file, which is I/O the loop should not wait for.
-            db.execute("SELECT count(*) FROM sqlite_master").fetchall()
-            db.execute(NO_WAIT)
+        if read_only:
+            db.executescript("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
+        else:
+            if target != MEMORY:
+                keep_wal(db, db_path(target, uri))  # or SQLite's default: delete them
+            _set_up(db, _setup_script(inline), busy_timeout)
     except BaseException:
         db.close()
         raise
     return db
+
+
+def db_path(target: str, uri: bool) -> str:
+    """The file a `connect` target names."""
+    if not uri:
+        return target
+    return url2pathname(urlsplit(target).path)
+
+
+def _setup_script(inline: bool) -> str:
+    # One executescript: one GIL release per statement instead of two or three through
+    # execute() and fetchall(). Each is a GIL hand-off the loop's thread may have to wait for
+    # while it runs Python code (BENCHMARKS.md 11g); all of them are idempotent.
+    statements = ["PRAGMA journal_mode = WAL"]
+    if inline:
+        statements.append("PRAGMA wal_autocheckpoint = 0")
+    statements += ["PRAGMA foreign_keys = ON", "PRAGMA synchronous = NORMAL"]
+    if inline:
+        # Read the schema here, on the worker: the first statement of a new connection
+        # reads it from the file, which is I/O the loop should not wait for.
+        statements += ["SELECT count(*) FROM sqlite_master", NO_WAIT]
+    return "; ".join(statements)
 
 
 def busy_pragma(busy_timeout: float) -> str:
@@ -136,14 +161,14 @@ def busy_pragma(busy_timeout: float) -> str:
     return f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}"
 
 
-def _enable_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
+def _set_up(db: sqlite3.Connection, script: str, busy_timeout: float) -> None:
     # Switching to WAL needs an exclusive lock and SQLite reports a clash at once instead of
     # calling the busy handler, so two processes creating one file retry here.
     deadline = time.monotonic() + busy_timeout
     delay = 0.001
     while True:
         try:
-            db.execute("PRAGMA journal_mode = WAL").fetchall()
+            db.executescript(script)
         except sqlite3.OperationalError as exc:
             if not is_busy(exc) or time.monotonic() >= deadline:
                 raise
