@@ -228,6 +228,24 @@ class SQLiteConnection(TransactionalConnection):
         self._finalizer.detach()
         await future
 
+    def close_later(self) -> None:
+        """Close without waiting for it: what the pool does with connections it retires.
+
+        An idle connection's database joins the batch its lifecycle thread closes next (no
+        task, no future, no call back to the loop); one with jobs queued closes after them.
+        A failure is logged, as nobody awaits it.
+        """
+        if self._closed:
+            return
+        if self._running:
+            self._submit(_worker.close_db).add_done_callback(_log_close_failure)
+            self._closed = True
+            self._finalizer.detach()
+            return
+        self._closed = True
+        self._finalizer.detach()
+        self._lifecycle.later(_worker.close_logged, self._db)
+
     # -- transactions (the rules are in `_transactions`); always on the worker -------------
     async def _begin(self, write: bool, foreign_keys: bool = True) -> None:
         try:
@@ -268,6 +286,11 @@ class SQLiteConnection(TransactionalConnection):
 
     def __repr__(self) -> str:
         return f"<SQLiteConnection path={self.path!r} closed={self._closed}>"
+
+
+def _log_close_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        _worker.logger.warning("closing a connection failed", exc_info=future.exception())
 
 
 def _ignore_failure(future: asyncio.Future[None]) -> None:

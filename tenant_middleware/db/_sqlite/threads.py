@@ -45,6 +45,7 @@ class WorkerSet:
         self._threads = 0
         self._waiting = 0  # threads blocked on the queue, minus jobs queued for them
         self._started = 0  # for thread names
+        self._batched: list[Job] = []  # `later` jobs not yet taken by a thread
 
     @property
     def threads(self) -> int:
@@ -62,6 +63,25 @@ class WorkerSet:
                 name = f"{self._name}-{self._started}"
                 threading.Thread(target=self._serve, name=name, daemon=True).start()
         self._jobs.put((fn, arg))
+
+    def later(self, fn: Callable[[Any], None], arg: object) -> None:
+        """Run `fn(arg)` on a worker thread soon, with others queued meanwhile, in one job.
+
+        For work nobody waits for (closing retired connections): under churn one thread
+        wake-up serves a batch instead of each. `fn` must not raise.
+        """
+        with self._lock:
+            self._batched.append((fn, arg))
+            if len(self._batched) > 1:
+                return  # a job that takes the batch is already queued
+        self.submit(self._run_batched, None)
+
+    def _run_batched(self, _: object) -> None:
+        # What arrives while this runs finds an empty batch and queues the next job.
+        with self._lock:
+            batch, self._batched = self._batched, []
+        for fn, arg in batch:
+            fn(arg)
 
     def _serve(self) -> None:
         jobs, lock = self._jobs, self._lock

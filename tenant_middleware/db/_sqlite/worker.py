@@ -7,6 +7,7 @@ under a step cap; sqlite3's errors are translated into `DatabaseError` for the c
 from __future__ import annotations
 
 import contextlib
+import logging
 import operator
 import os
 import sqlite3
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from tenant_middleware.db.protocol import Params, ResultSet, Statement
+
+logger = logging.getLogger("tenant_middleware.pool")
 
 MEMORY = ":memory:"
 NO_WAIT = "PRAGMA busy_timeout = 0"
@@ -255,6 +258,14 @@ def close_quietly(db: sqlite3.Connection) -> None:
     """Close a database dropped without `close()` (a finalizer: it must not raise)."""
     with contextlib.suppress(sqlite3.Error):
         db.close()
+
+
+def close_logged(db: sqlite3.Connection) -> None:
+    """Close a database nobody waits for (`WorkerSet.later`): log a failure, never raise."""
+    try:
+        close_db(db)
+    except Exception:
+        logger.warning("closing a connection failed", exc_info=True)
 
 
 def close_db(db: sqlite3.Connection) -> None:
