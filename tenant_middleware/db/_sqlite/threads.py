@@ -17,7 +17,7 @@ from typing import Any
 MAX_THREADS = 32
 # Opening and closing connections: CPU work between many short GIL releases (each sqlite3
 # call), so more threads than cores only trade the GIL back and forth (BENCHMARKS.md 11g).
-LIFECYCLE_THREADS = 1
+LIFECYCLE_THREADS = 2
 IDLE_TIMEOUT = 10.0
 THREAD_NAME = "sqlite-worker"
 
