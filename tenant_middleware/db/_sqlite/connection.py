@@ -2,14 +2,16 @@
 
 Autocommit statements and batches run on the event loop's thread under a cap on SQLite's
 steps (`inline`); what goes over it, meets a lock, or belongs to an interactive transaction
-runs on the process's shared worker threads (`threads`), as does opening, closing and
-checkpointing. The loop never sleeps on a lock or runs an unbounded statement. A connection
-has at most one job on a worker at a time and queues the others in order; an inline statement
-waits until its worker job is done, so the loop and a worker never use the database at once.
-An asyncio lock keeps other tasks out while one task has a transaction open.
+runs on the process's shared worker threads (`threads`), as does checkpointing; opening and
+closing run on its lifecycle threads. The loop never sleeps on a lock or runs an unbounded
+statement. A connection has at most one job on a worker at a time and queues the others in
+order; an inline statement waits until its worker job is done, so the loop and a worker never
+use the database at once. An asyncio lock keeps other tasks out while one task has a
+transaction open.
 
 `inline=False` keeps every statement on the workers: for databases larger than the page cache,
-whose reads would wait for the disk on the loop.
+whose reads would wait for the disk on the loop. Longer than 260 lines because the inline and
+worker paths and the job queue they share are one piece of ordering that must not drift apart.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenant_middleware.db._sqlite import worker as _worker
 from tenant_middleware.db._sqlite.inline import FALL_BACK, StepCap
+from tenant_middleware.db._sqlite.opening import open_job
 from tenant_middleware.db._sqlite.threads import WorkerSet, lifecycle_workers, shared_workers
 from tenant_middleware.db._transactions import TransactionalConnection, begin_statement
 from tenant_middleware.errors import DatabaseError
@@ -47,19 +50,17 @@ class SQLiteConnection(TransactionalConnection):
         path: str,
         loop: asyncio.AbstractEventLoop,
         db: sqlite3.Connection,
-        workers: WorkerSet,
+        workers: tuple[WorkerSet, WorkerSet],  # for statements, for opening and closing
         *,
         inline: bool,
         busy_timeout: float,
-        lifecycle: WorkerSet | None = None,
     ) -> None:
         # Use `await SQLiteConnection.open(path)`, which opens `db` on a worker thread.
         super().__init__()
         self.path = path
         self._loop = loop
         self._db = db
-        self._workers = workers
-        self._lifecycle = lifecycle if lifecycle is not None else workers
+        self._workers, self._lifecycle = workers
         self._closed = False
         self._running = False  # one of its jobs is on a worker thread
         self._queued: deque[Job] = deque()
@@ -92,23 +93,13 @@ class SQLiteConnection(TransactionalConnection):
         """
         target = os.fspath(path)
         loop = asyncio.get_running_loop()
-        if workers is None:
-            workers, lifecycle = shared_workers(), lifecycle_workers()
-        else:
-            lifecycle = workers
+        lifecycle = workers if workers is not None else lifecycle_workers()
+        workers = workers if workers is not None else shared_workers()
         opened: asyncio.Future[sqlite3.Connection] = loop.create_future()
         request = (loop, opened, target, busy_timeout, read_only, inline, create)
-        lifecycle.submit(_worker.open_job, request)
+        lifecycle.submit(open_job, request)
         db = await opened
-        return cls(
-            target,
-            loop,
-            db,
-            workers,
-            inline=inline,
-            busy_timeout=busy_timeout,
-            lifecycle=lifecycle,
-        )
+        return cls(target, loop, db, (workers, lifecycle), inline=inline, busy_timeout=busy_timeout)
 
     @property
     def closed(self) -> bool:
@@ -239,12 +230,10 @@ class SQLiteConnection(TransactionalConnection):
             return
         if self._running:
             self._submit(_worker.close_db).add_done_callback(_log_close_failure)
-            self._closed = True
-            self._finalizer.detach()
-            return
+        else:
+            self._lifecycle.later(_worker.close_logged, self._db)
         self._closed = True
         self._finalizer.detach()
-        self._lifecycle.later(_worker.close_logged, self._db)
 
     # -- transactions (the rules are in `_transactions`); always on the worker -------------
     async def _begin(self, write: bool, foreign_keys: bool = True) -> None:

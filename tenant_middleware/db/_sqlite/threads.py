@@ -4,6 +4,11 @@ A connection has at most one job on them at a time (it queues the rest itself), 
 meets another job of its connection. Threads start when a job finds none idle, up to
 `max_threads`, and stop after `idle_timeout` seconds without work: opening a connection costs
 no new thread, and thousands of open connections cost at most `max_threads` threads.
+
+A process has two sets: one for statements (`shared_workers`, up to 32 threads, as statements
+may wait for locks) and a small one for opening and closing connections (`lifecycle_workers`):
+those are short CPU work between many GIL releases, which more threads than cores only trade
+back and forth with the event loop's thread.
 """
 
 from __future__ import annotations
