@@ -2,8 +2,9 @@
 
 Each request is a full ASGI request behind `TenancyMiddleware` (subdomain source) whose handler
 runs one `SELECT` through `tenant_db()`. With N <= 256 every pool stays open; above it,
-round-robin is the LRU's worst case: every request opens its tenant's pool (file check,
-connection thread, WAL setup, ledger read) and retires the least recently used one.
+round-robin is the LRU's worst case: every request opens its tenant's pool (a connection
+opened on a worker thread, WAL setup, the ledger and identity checks) and retires the least
+recently used one.
 
 Each N runs in a fresh child process (so peak RSS, fds and threads are its own), rounds
 interleave the N values, and each child:
@@ -12,7 +13,8 @@ interleave the N values, and each child:
    is pool churn, not control-plane lookups (`cache_ttl` is raised to an hour for that);
 2. opens the pools of up to 512 tenants with one `GET /` each;
 3. times `--requests` `GET /` round-robin over the N tenants from `--concurrency` tasks,
-   sampling RSS, open fds and threads every 20 ms.
+   sampling RSS, open fds and threads every 20 ms, and reports CPU per request (the process's,
+   worker threads included, and the event loop thread's).
 
 The tenants come from a data set provisioned once into bench/data/scale (see `_dataset.py`).
 """
