@@ -88,11 +88,14 @@ class TenantCache(Generic[K]):
 
         The request path calls this first, so a cached tenant costs no coroutine.
         """
-        hit = self._positive.get(key)
-        if hit is not None and hit[1] > self._clock():
-            self._positive.move_to_end(key)
-            self._hits += 1
-            return hit[0]
+        positive = self._positive
+        hit = positive.get(key)
+        if hit is not None:
+            tenant, expires = hit
+            if expires > self._clock():
+                positive.move_to_end(key)
+                self._hits += 1
+                return tenant
         negative = self._negative.get(key)
         if negative is not None and negative > self._clock():
             self._negative_hits += 1

@@ -20,6 +20,7 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Protocol
 
+from tenant_middleware._types import Message, Send
 from tenant_middleware.models import TenantContext
 from tenant_middleware.pool.lease import PooledConnection
 
@@ -88,6 +89,43 @@ class LeaseScope:
             held = self._held.pop(key)
             held.released = True
             await held.lease.__aexit__(None, None, None)
+
+
+# The messages that start (HTTP) or accept, close or answer (WebSocket) a response.
+RESPONSE_STARTING = frozenset(
+    {"http.response.start", "websocket.accept", "websocket.close", "websocket.http.response.start"}
+)
+
+
+class ResponseLeases(LeaseScope):
+    """A request's leases, and the `send` the middleware gives its app.
+
+    Calling it sends a message and notes the last one that started the response (`started`,
+    None while the contract can still answer); once the response's last message is sent, the
+    leases this task holds go back. One object per request for both: the cached request path
+    allocates it and nothing else.
+    """
+
+    __slots__ = ("_send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.parent = None
+        self._held = {}
+        self._send = send
+        self.started: str | None = None
+
+    async def __call__(self, message: Message) -> None:
+        kind = message["type"]
+        if kind in RESPONSE_STARTING:
+            self.started = kind
+        await self._send(message)
+        if self._held and (
+            (kind == "http.response.body" and not message.get("more_body"))
+            or kind == "http.response.pathsend"
+        ):
+            # The response is sent: its leases go back before BackgroundTasks run (in this
+            # task, before FastAPI closes the dependencies that took them).
+            await self.release()
 
 
 class ScopedLease:

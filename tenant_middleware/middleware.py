@@ -21,7 +21,7 @@ from tenant_middleware.errors import (
     TenantSuspended,
     TenantUnavailable,
 )
-from tenant_middleware.leases import LeaseScope
+from tenant_middleware.leases import ResponseLeases
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 from tenant_middleware.problems import (
@@ -36,9 +36,6 @@ logger = logging.getLogger("tenant_middleware")
 # Errors of what lies below a tenant request: its database and server, its provisioning, its
 # stored credentials, the control plane. Raised inside the app, they answer 503.
 _BELOW = (DatabaseError, RegistryError, PlatformError, ProvisioningError, CredentialError)
-_STARTING = frozenset(
-    {"http.response.start", "websocket.accept", "websocket.close", "websocket.http.response.start"}
-)
 
 
 def _ws_close(error: RequestRefused) -> Message:
@@ -65,6 +62,7 @@ class TenancyMiddleware:
         self.tenancy = tenancy
         self.on_error: ErrorHandler = on_error or send_problem
         self._resolve = tenancy.resolver.resolve
+        self._resolve_now = tenancy.resolver.resolve_now
         excluded = tenancy.config.exclude_paths
         self._excluded_exact = frozenset(excluded)
         self._excluded_prefixes = tuple(path.rstrip("/") + "/" for path in excluded)
@@ -83,7 +81,12 @@ class TenancyMiddleware:
         try:
             if not self.tenancy.started:
                 await self.tenancy.start()
-            tenant, scope = await self._resolve(scope)
+            # A cached tenant named by sources that need no I/O is resolved without a
+            # coroutine; anything else (a miss, a token to verify) goes the awaited way.
+            resolution = self._resolve_now(scope)
+            if resolution is None:
+                resolution = await self._resolve(scope)
+            tenant, scope = resolution
         except TenancyError as error:
             await self._refuse(scope, receive, send, error)
             return
@@ -91,32 +94,16 @@ class TenancyMiddleware:
         if state is None:
             scope["state"] = state = {}
         state["tenant"] = tenant
-        leases = LeaseScope()
+        leases = ResponseLeases(send)
         token = _current.set((tenant, self.tenancy, leases, state.get(CLAIMS_STATE)))
-        # The last message that started (HTTP) or accepted, closed or answered (WebSocket)
-        # the response; None while the contract can still answer.
-        started: str | None = None
-
-        async def send_and_track(message: Message) -> None:
-            nonlocal started
-            kind = message["type"]
-            if kind in _STARTING:
-                started = kind
-            await send(message)
-            if (kind == "http.response.body" and not message.get("more_body")) or (
-                kind == "http.response.pathsend"
-            ):
-                # The response is sent: its leases go back before BackgroundTasks run (in
-                # this task, before FastAPI closes the dependencies that took them).
-                await leases.release()
-
         try:
-            await self.app(scope, receive, send_and_track)
+            await self.app(scope, receive, leases)
         except TenancyError as error:
             # One rule for whatever failed below the request (the tenant's database or
             # server, the control plane): the contract's answer, unless the app already
             # answered (an accepted socket can still be closed with the contract's code);
             # then it is re-raised, as any error after the response started.
+            started = leases.started
             if started is not None and (scope_type == "http" or started != "websocket.accept"):
                 raise
             refusal = await self._refusal_inside(tenant, error)

@@ -19,7 +19,7 @@ from tenant_middleware.errors import (
 )
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
-from tenant_middleware.sources.base import ScopeRewriter, TenantSource
+from tenant_middleware.sources.base import ImmediateSource, ScopeRewriter, TenantSource
 
 if TYPE_CHECKING:
     from tenant_middleware._types import Scope
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from tenant_middleware.registry import Registry
 
 CacheKey = tuple[str, TenantKey]
+IdentifyNow = Callable[["Scope"], "TenantKey | None"]
 _ACTIVE = TenantStatus.ACTIVE  # an enum member read through its class costs ~0.2 µs
 
 
@@ -46,6 +47,11 @@ def context_loader(registry: Registry) -> Loader[CacheKey]:
 Resolution = tuple["TenantContext | None", "Scope"]
 
 
+def _never_now(scope: Scope) -> Resolution | None:
+    """`resolve_now` of a chain with a source that must await (a JWT to verify)."""
+    return None
+
+
 class Resolver:
     """Run the identification chain, look keys up through the cache, apply the policy."""
 
@@ -62,10 +68,74 @@ class Resolver:
         self._rewriters: dict[int, ScopeRewriter] = {
             id(s): s for s in self._sources if isinstance(s, ScopeRewriter)
         }
+        # The synchronous path (see `resolve_now`): each source with its `identify_now` when
+        # every source has one; a single such source that rewrites nothing gets a path of its
+        # own (the usual configuration: one host or header source).
+        self._immediate: tuple[tuple[TenantSource, IdentifyNow], ...] = tuple(
+            (s, s.identify_now) for s in self._sources if isinstance(s, ImmediateSource)
+        )
+        self.resolve_now: Callable[[Scope], Resolution | None] = _never_now
+        if len(self._immediate) == len(self._sources) and self._sources:
+            if len(self._sources) == 1 and not self._rewriters:
+                self._single_name = self._sources[0].name
+                self._single_now = self._immediate[0][1]
+                self.resolve_now = self._resolve_single_now
+            else:
+                self.resolve_now = self._resolve_chain_now
         self._cache = cache
         self._tenant_required = tenant_required
         self._retry_after = retry_after
         self._auto_provision = auto_provision
+
+    # `resolve_now(scope)`: the request's resolution when it needs no await, else None (then
+    # call `resolve`). It is the cached request path: every source identifies without I/O
+    # (`ImmediateSource`), the key's tenant is in the cache, and no other source names a
+    # custom domain (agreement on a domain needs a lookup). The same checks as `resolve`, in
+    # the same order; anything else (a miss, a negative entry, an async source) is left to
+    # `resolve`, which starts over. An attribute set in `__init__` to one of the methods below.
+
+    def _resolve_single_now(self, scope: Scope) -> Resolution | None:
+        key = self._single_now(scope)
+        if key is None:
+            return self._without_key(scope)
+        tenant = self._cache.peek((self._single_name, key))
+        if not isinstance(tenant, TenantContext):
+            return None  # a miss, or a negative entry: `resolve` decides
+        if tenant.status is _ACTIVE:
+            return tenant, scope
+        raise status_refusal(tenant.status, retry_after=self._retry_after)
+
+    def _resolve_chain_now(self, scope: Scope) -> Resolution | None:
+        first_source: TenantSource | None = None
+        first_key: TenantKey | None = None
+        others: list[tuple[TenantSource, TenantKey]] | None = None
+        for source, identify_now in self._immediate:
+            key = identify_now(scope)
+            if key is None:
+                continue
+            if first_source is None:
+                first_source, first_key = source, key
+            elif others is None:
+                others = [(source, key)]
+            else:
+                others.append((source, key))
+        if first_source is None or first_key is None:
+            return self._without_key(scope)
+        tenant = self._cache.peek((first_source.name, first_key))
+        if not isinstance(tenant, TenantContext):
+            return None
+        if others is not None:
+            for _source, key in others:
+                if key.kind == "domain":
+                    return None
+                if not tenant.matches(key):
+                    raise TenantMismatch("the request names more than one tenant")
+        return self._accept(tenant, scope, first_source, first_key, others)
+
+    def _without_key(self, scope: Scope) -> Resolution:
+        if self._tenant_required:
+            raise TenantRequired("this endpoint needs a tenant")
+        return None, scope
 
     async def resolve(self, scope: Scope) -> Resolution:
         """Identify the request's tenant; raise `RequestRefused` otherwise."""
@@ -85,9 +155,7 @@ class Resolver:
             else:
                 others.append((source, key))
         if first_source is None or first_key is None:
-            if self._tenant_required:
-                raise TenantRequired("this endpoint needs a tenant")
-            return None, scope
+            return self._without_key(scope)
         cache_key = (first_source.name, first_key)
         cached = self._cache.peek(cache_key)
         tenant = await self._cache.get(cache_key) if isinstance(cached, Miss) else cached
@@ -97,6 +165,16 @@ class Resolver:
             for source, key in others:
                 if not await self._agrees(tenant, source, key):
                     raise TenantMismatch("the request names more than one tenant")
+        return self._accept(tenant, scope, first_source, first_key, others)
+
+    def _accept(
+        self,
+        tenant: TenantContext,
+        scope: Scope,
+        first_source: TenantSource,
+        first_key: TenantKey,
+        others: list[tuple[TenantSource, TenantKey]] | None,
+    ) -> Resolution:
         if tenant.status is not _ACTIVE:
             raise status_refusal(tenant.status, retry_after=self._retry_after)
         if self._rewriters:

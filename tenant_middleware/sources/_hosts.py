@@ -169,7 +169,20 @@ class HostSource(ABC):
 
     async def identify(self, scope: Scope) -> TenantKey | None:
         """Return the key the request's host names, or None."""
-        raw = raw_host(scope, self._proxies)
+        return self.identify_now(scope)
+
+    def identify_now(self, scope: Scope) -> TenantKey | None:
+        """`identify` without a coroutine (see `ImmediateSource`)."""
+        proxies = self._proxies
+        if proxies.networks and proxies.contains(scope):
+            raw = _proxied_host(scope)
+        else:
+            # `raw_header(scope, b"host")`, inlined: this runs on every request.
+            raw = None
+            for name, value in scope.get("headers", ()):
+                if name == b"host":
+                    raw = value if type(value) is bytes else bytes(value)
+                    break
         if raw is None:
             return None
         try:

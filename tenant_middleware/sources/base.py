@@ -29,6 +29,20 @@ class TenantSource(Protocol):
 
 
 @runtime_checkable
+class ImmediateSource(Protocol):
+    """A source that identifies without awaiting anything (no I/O, no key fetch).
+
+    When every configured source is one, the resolver calls `identify_now` directly and a
+    cached request awaits no coroutine until the app: the middleware's cheapest path. Its
+    `identify` must give the same answer (the built-in sources' `identify` calls it).
+    """
+
+    def identify_now(self, scope: Scope) -> TenantKey | None:
+        """Return the key this request names, or None; raise as `identify` does."""
+        ...
+
+
+@runtime_checkable
 class ScopeRewriter(Protocol):
     """A source that must adjust the scope once its key has been accepted (path prefixes)."""
 

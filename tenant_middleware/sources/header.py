@@ -88,6 +88,10 @@ class HeaderSource:
     async def identify(self, scope: Scope) -> TenantKey | None:
         """Return the key the header names, None without it; `TenantNotFound` if malformed,
         `AmbiguousTenant` if the header comes twice."""
+        return self.identify_now(scope)
+
+    def identify_now(self, scope: Scope) -> TenantKey | None:
+        """`identify` without a coroutine (see `ImmediateSource`)."""
         if self._require_proxy and not self._proxies.contains(scope):
             return None
         raw = only_header(scope, self._header)

@@ -32,6 +32,10 @@ class PathSource:
 
     async def identify(self, scope: Scope) -> TenantKey | None:
         """Return the key of the path segment after the prefix, or None outside the prefix."""
+        return self.identify_now(scope)
+
+    def identify_now(self, scope: Scope) -> TenantKey | None:
+        """`identify` without a coroutine (see `ImmediateSource`)."""
         segment = self._segment(scope)
         if segment is None:
             return None

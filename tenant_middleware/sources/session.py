@@ -25,6 +25,10 @@ class SessionSource:
 
     async def identify(self, scope: Scope) -> TenantKey | None:
         """Return the key stored in the session, None if absent; `TenantNotFound` if malformed."""
+        return self.identify_now(scope)
+
+    def identify_now(self, scope: Scope) -> TenantKey | None:
+        """`identify` without a coroutine (see `ImmediateSource`)."""
         try:
             session = scope["session"]
         except KeyError:

@@ -27,6 +27,7 @@ from tenant_middleware.integrations.otel import OpenTelemetry
 from tenant_middleware.registry import MemoryRegistry
 from tenant_middleware.resolver import Resolver
 from tests.conftest import ROWS, client_for
+from tests.test_resolver import http_scope
 
 
 class Telemetry:
@@ -135,6 +136,15 @@ async def test_one_requests_trace_shows_its_tenant_and_the_lookup_and_pool_spans
         assert ancestors(span, by_id)[-1] == server.name
     assert "acme.example.com" not in str(lookup.attributes)
 
+    # The tenant is cached now: its requests still go the traced way (no sync path).
+    assert tenancy.resolver.resolve_now(http_scope("acme.example.com")) is None
+    telemetry.spans.clear()
+    async with client_for(traced_app(tenancy, telemetry), "acme.example.com") as http:
+        assert (await http.get("/rows")).json() == {"rows": 0}
+    (cached,) = [s for s in telemetry.spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert cached.attributes is not None
+    assert cached.attributes["tenant.slug"] == "acme"
+
 
 async def test_metrics_read_the_cache_pools_breakers_and_refusals(
     traced_tenancy: Callable[..., Tenancy], telemetry: Telemetry
@@ -187,6 +197,8 @@ async def test_without_telemetry_nothing_is_wrapped(
 ) -> None:
     tenancy = traced_tenancy()
     assert "resolve" not in vars(tenancy.resolver)
+    # The synchronous cached path is the resolver's own (subdomain + custom domain: a chain).
+    assert tenancy.resolver.resolve_now.__func__ is Resolver._resolve_chain_now  # type: ignore[attr-defined]
     assert tenancy.resolver.resolve.__func__ is Resolver.resolve  # type: ignore[attr-defined]
     opener = tenancy.pools._opener  # the pools call the databases' own methods
     assert getattr(opener, "__wrapped__", None) is None
