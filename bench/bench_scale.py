@@ -2,8 +2,9 @@
 
 Each request is a full ASGI request behind `TenancyMiddleware` (subdomain source) whose handler
 runs one `SELECT` through `tenant_db()`. With N <= 256 every pool stays open; above it,
-round-robin is the LRU's worst case: every request opens its tenant's pool (file check,
-connection thread, WAL setup, ledger read) and retires the least recently used one.
+round-robin is the LRU's worst case: every request opens its tenant's pool (a connection
+opened on a worker thread, WAL setup, the ledger and identity checks) and retires the least
+recently used one.
 
 Each N runs in a fresh child process (so peak RSS, fds and threads are its own), rounds
 interleave the N values, and each child:
@@ -12,7 +13,8 @@ interleave the N values, and each child:
    is pool churn, not control-plane lookups (`cache_ttl` is raised to an hour for that);
 2. opens the pools of up to 512 tenants with one `GET /` each;
 3. times `--requests` `GET /` round-robin over the N tenants from `--concurrency` tasks,
-   sampling RSS, open fds and threads every 20 ms.
+   sampling RSS, open fds and threads every 20 ms, and reports CPU per request (the process's,
+   worker threads included, and the event loop thread's).
 
 The tenants come from a data set provisioned once into bench/data/scale (see `_dataset.py`).
 """
@@ -24,6 +26,7 @@ import asyncio
 import dataclasses
 import itertools
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -120,9 +123,15 @@ async def child(data_dir: Path, tenants: int, requests: int, concurrency: int) -
             errors += status != 200
 
     watch = asyncio.ensure_future(sampler())
+    cpu_start, loop_start = _process_cpu(), time.thread_time()
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
+    # CPU per request: the whole process (worker threads included) and the loop's thread.
+    cpu_ms = {
+        "process": round((_process_cpu() - cpu_start) / requests * 1e3, 3),
+        "loop": round((time.thread_time() - loop_start) / requests * 1e3, 3),
+    }
     done.set()
     await watch
     after = tenancy.stats()
@@ -139,6 +148,7 @@ async def child(data_dir: Path, tenants: int, requests: int, concurrency: int) -
             **lat.as_dict(),
             "p99": round(ordered[int(len(ordered) * 0.99)] * 1e3, 3),
         },
+        "cpu_ms_per_request": cpu_ms,
         "warm_contexts_s": round(warm_contexts_s, 2),
         "baseline": baseline,
         "peak": {**peaks, "ru_maxrss_mib": round(peak_rss_mib(), 1)},
@@ -155,6 +165,11 @@ async def child(data_dir: Path, tenants: int, requests: int, concurrency: int) -
     }
     await tenancy.aclose()
     return result
+
+
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_child(data_dir: Path, tenants: int, requests: int, concurrency: int) -> dict[str, Any]:
@@ -222,6 +237,8 @@ async def main() -> None:
             ),
             "p50_ms": med(lambda x: x["latency_ms"]["median"]),
             "p99_ms": med(lambda x: x["latency_ms"]["p99"]),
+            "cpu_ms": med(lambda x: x["cpu_ms_per_request"]["process"]),
+            "loop_cpu_ms": med(lambda x: x["cpu_ms_per_request"]["loop"]),
             "peak_rss_mib": med(lambda x: x["peak"]["ru_maxrss_mib"]),
             "baseline_rss_mib": med(lambda x: x["baseline"]["rss_mib"]),
             "peak_fds": med(lambda x: x["peak"]["fds"]),
@@ -238,6 +255,8 @@ async def main() -> None:
                 row["ratio_vs_smallest"],
                 row["p50_ms"],
                 row["p99_ms"],
+                row["cpu_ms"],
+                row["loop_cpu_ms"],
                 row["peak_rss_mib"],
                 row["peak_fds"],
                 row["peak_threads"],
@@ -254,6 +273,8 @@ async def main() -> None:
             f"x {sizes[0]}",
             "p50 ms",
             "p99 ms",
+            "CPU ms/req",
+            "loop ms/req",
             "peak RSS MiB",
             "peak fds",
             "peak threads",

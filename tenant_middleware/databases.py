@@ -9,20 +9,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tenant_middleware.errors import TenantNotFound
+from tenant_middleware.errors import DatabaseError, TenantNotFound
 from tenant_middleware.freshness import fresh_context
-from tenant_middleware.identity import record_identity
+from tenant_middleware.identity import Identity, record_identity
 from tenant_middleware.lifecycle import status_refusal
 from tenant_middleware.models import EventKind, TenantKey, TenantStatus
 
 if TYPE_CHECKING:
     from tenant_middleware.cache import TenantCache
     from tenant_middleware.db.protocol import Connection
+    from tenant_middleware.models import TenantContext
+    from tenant_middleware.naming import DatabaseLocation
     from tenant_middleware.provisioning import Provisioner
     from tenant_middleware.registry import Registry
     from tenant_middleware.resolver import CacheKey
     from tenant_middleware.schema.service import SchemaService
     from tenant_middleware.sync import ChangeFollower
+
+# Tenant locations remembered (each a few hundred bytes); past it the oldest is derived again.
+MAX_LOCATIONS = 16_384
+# Tenants whose recorded identity is remembered as checked; past it the oldest is read again.
+MAX_REMEMBERED = 100_000
 
 
 class TenantDatabases:
@@ -43,6 +50,8 @@ class TenantDatabases:
         self._cache = cache
         self._retry_after = retry_after
         self._follower: ChangeFollower | None = None
+        self._locations: dict[str, DatabaseLocation] = {}
+        self._identities: dict[str, tuple[Identity, int]] = {}
 
     def follow(self, follower: ChangeFollower) -> None:
         """Let cached contexts stand in for control-plane reads while `follower` keeps up.
@@ -54,7 +63,24 @@ class TenantDatabases:
 
     async def open(self, tenant_id: str) -> Connection:
         """Open one more connection to a tenant's (prepared) database."""
-        return await self._provisioner.connect(self._provisioner.locate(tenant_id))
+        return await self._provisioner.connect(self._locate(tenant_id))
+
+    def _locate(self, tenant_id: str) -> DatabaseLocation:
+        # Deriving a location (id checks, a hash, path joins) costs more than the lookup, and
+        # a churning pool derives the same ones again and again.
+        locations = self._locations
+        location = locations.get(tenant_id)
+        if location is None:
+            location = locations[tenant_id] = self._provisioner.locate(tenant_id)
+            if len(locations) > MAX_LOCATIONS:
+                del locations[next(iter(locations))]  # the oldest derived
+        return location
+
+    async def _recreate(self, tenant_id: str, location: DatabaseLocation) -> None:
+        # A registered tenant without its database (a crash, a fresh app instance).
+        self._identities.pop(tenant_id, None)
+        await self._provisioner.create(location)
+        await self._registry.record_event(tenant_id, EventKind.DATABASE_RECREATED)
 
     async def prepare(self, tenant_id: str) -> Connection:
         """Before a tenant's pool opens: recreate a missing database, apply pending migrations.
@@ -75,16 +101,45 @@ class TenantDatabases:
             # it must not open (and keep) a pool for it.
             self._cache.invalidate(tenant_id)
             raise status_refusal(current.status, retry_after=self._retry_after)
-        location = self._provisioner.locate(tenant_id)
-        if not await self._provisioner.exists(location):
-            # A registered tenant without its database (a crash, a fresh app instance).
-            await self._provisioner.create(location)
-            await self._registry.record_event(tenant_id, EventKind.DATABASE_RECREATED)
-        connection = await self._provisioner.connect(location)
+        location = self._locate(tenant_id)
+        provisioner = self._provisioner
+        if getattr(provisioner, "connect_refuses_missing", False):
+            # Local files: the open finds a missing one, so no file check before it.
+            try:
+                connection = await provisioner.connect(location)
+            except DatabaseError:
+                if await provisioner.exists(location):
+                    raise
+                await self._recreate(tenant_id, location)
+                connection = await provisioner.connect(location)
+        else:
+            if not await provisioner.exists(location):
+                await self._recreate(tenant_id, location)
+            connection = await provisioner.connect(location)
         try:
             await self._schema.bring_up_to_date(tenant_id, connection)
-            await record_identity(connection, current)
+            await self._check_identity(tenant_id, connection, current)
         except BaseException:
+            self._identities.pop(tenant_id, None)
             await connection.close()
             raise
         return connection
+
+    async def _check_identity(
+        self, tenant_id: str, connection: Connection, current: TenantContext
+    ) -> None:
+        # Like the ledger check: not read again while the schema cookie is the one at which
+        # this runtime last found (or wrote) the same identity. Another process writes only
+        # its own context's identity, and a context that changes changes `wanted`; a file
+        # recreated here is checked again (`_recreate` forgets it).
+        wanted = Identity.of(current)
+        version = self._schema.known_version(tenant_id)
+        if version is not None and self._identities.get(tenant_id) == (wanted, version):
+            return
+        await record_identity(connection, current)
+        if version is not None:
+            remembered = self._identities
+            remembered.pop(tenant_id, None)
+            remembered[tenant_id] = (wanted, version)
+            if len(remembered) > MAX_REMEMBERED:
+                del remembered[next(iter(remembered))]

@@ -14,6 +14,7 @@ from tenant_middleware.provisioning.base import Provisioner
 if TYPE_CHECKING:
     from tenant_middleware.db.protocol import Connection
 
+SQLITE_CANTOPEN = 14
 # SQLite's companions of a WAL database; destroying a tenant removes them too.
 _SIDECARS = ("-wal", "-shm", "-journal")
 
@@ -22,6 +23,8 @@ class LocalProvisioner(Provisioner):
     """One file per tenant: `<data_dir>/tenants/t-<uuid hex>.db`."""
 
     name = "local"
+    # `connect` fails on a missing database: `TenantDatabases` checks `exists` only then.
+    connect_refuses_missing = True
 
     def __init__(
         self, data_dir: str | Path, *, busy_timeout: float = 5.0, inline: bool = True
@@ -55,11 +58,17 @@ class LocalProvisioner(Provisioner):
     async def connect(self, location: DatabaseLocation) -> Connection:
         """Open a connection to the tenant's file; `DatabaseError` if there is none."""
         path = self._path(location)
-        # SQLite creates a missing file on open: a database destroyed underneath a pool must
-        # not come back empty and unmigrated, nor a deleted tenant's come back at all.
-        if not path.exists():
-            raise DatabaseError(f"database {location.name} does not exist")
-        return await SQLiteConnection.open(path, busy_timeout=self.busy_timeout, inline=self.inline)
+        # Opened without creating: a database destroyed underneath a pool must not come back
+        # empty and unmigrated, nor a deleted tenant's come back at all. The open itself
+        # finds it missing (no check before it, which every pool opening would pay).
+        try:
+            return await SQLiteConnection.open(
+                path, busy_timeout=self.busy_timeout, inline=self.inline, create=False
+            )
+        except DatabaseError as exc:
+            if exc.sqlite_code == SQLITE_CANTOPEN and not path.exists():
+                raise DatabaseError(f"database {location.name} does not exist") from exc
+            raise
 
     async def destroy(self, location: DatabaseLocation) -> None:
         """Delete the file and its WAL companions."""

@@ -108,6 +108,11 @@ class SchemaService:
             self._remember(tenant_id, (names, version))
         return applied
 
+    def known_version(self, tenant_id: str) -> int | None:
+        """The schema cookie at which this runtime last found the tenant up to date, if any."""
+        state = self._up_to_date.get(tenant_id)
+        return None if state is None else state[1]
+
     def forget(self, tenant_id: str) -> None:
         """Read the tenant's ledger again next time (its packages changed)."""
         self._up_to_date.pop(tenant_id, None)

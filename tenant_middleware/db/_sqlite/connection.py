@@ -2,14 +2,16 @@
 
 Autocommit statements and batches run on the event loop's thread under a cap on SQLite's
 steps (`inline`); what goes over it, meets a lock, or belongs to an interactive transaction
-runs on the process's shared worker threads (`threads`), as does opening, closing and
-checkpointing. The loop never sleeps on a lock or runs an unbounded statement. A connection
-has at most one job on a worker at a time and queues the others in order; an inline statement
-waits until its worker job is done, so the loop and a worker never use the database at once.
-An asyncio lock keeps other tasks out while one task has a transaction open.
+runs on the process's shared worker threads (`threads`), as does checkpointing; opening and
+closing run on its lifecycle threads. The loop never sleeps on a lock or runs an unbounded
+statement. A connection has at most one job on a worker at a time and queues the others in
+order; an inline statement waits until its worker job is done, so the loop and a worker never
+use the database at once. An asyncio lock keeps other tasks out while one task has a
+transaction open.
 
 `inline=False` keeps every statement on the workers: for databases larger than the page cache,
-whose reads would wait for the disk on the loop.
+whose reads would wait for the disk on the loop. Longer than 260 lines because the inline and
+worker paths and the job queue they share are one piece of ordering that must not drift apart.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenant_middleware.db._sqlite import worker as _worker
 from tenant_middleware.db._sqlite.inline import FALL_BACK, StepCap
-from tenant_middleware.db._sqlite.threads import WorkerSet, shared_workers
+from tenant_middleware.db._sqlite.opening import open_job
+from tenant_middleware.db._sqlite.threads import WorkerSet, lifecycle_workers, shared_workers
 from tenant_middleware.db._transactions import TransactionalConnection, begin_statement
 from tenant_middleware.errors import DatabaseError
 
@@ -47,7 +50,7 @@ class SQLiteConnection(TransactionalConnection):
         path: str,
         loop: asyncio.AbstractEventLoop,
         db: sqlite3.Connection,
-        workers: WorkerSet,
+        workers: tuple[WorkerSet, WorkerSet],  # for statements, for opening and closing
         *,
         inline: bool,
         busy_timeout: float,
@@ -57,7 +60,7 @@ class SQLiteConnection(TransactionalConnection):
         self.path = path
         self._loop = loop
         self._db = db
-        self._workers = workers
+        self._workers, self._lifecycle = workers
         self._closed = False
         self._running = False  # one of its jobs is on a worker thread
         self._queued: deque[Job] = deque()
@@ -78,18 +81,25 @@ class SQLiteConnection(TransactionalConnection):
         read_only: bool = False,
         inline: bool = True,
         workers: WorkerSet | None = None,
+        create: bool = True,
     ) -> SQLiteConnection:
         """Open (creating parent directories unless read-only) a database file in WAL mode.
 
-        `inline=False` runs every statement on a worker thread.
+        `create=False` opens only an existing file: a missing one fails with `DatabaseError`
+        (`SQLITE_CANTOPEN`), with no separate check before the open.
+
+        `inline=False` runs every statement on a worker thread. Opening and closing run on
+        `workers` when given, else on the process's few lifecycle threads.
         """
         target = os.fspath(path)
         loop = asyncio.get_running_loop()
+        lifecycle = workers if workers is not None else lifecycle_workers()
         workers = workers if workers is not None else shared_workers()
         opened: asyncio.Future[sqlite3.Connection] = loop.create_future()
-        workers.submit(_worker.open_job, (loop, opened, target, busy_timeout, read_only, inline))
+        request = (loop, opened, target, busy_timeout, read_only, inline, create)
+        lifecycle.submit(open_job, request)
         db = await opened
-        return cls(target, loop, db, workers, inline=inline, busy_timeout=busy_timeout)
+        return cls(target, loop, db, (workers, lifecycle), inline=inline, busy_timeout=busy_timeout)
 
     @property
     def closed(self) -> bool:
@@ -114,8 +124,12 @@ class SQLiteConnection(TransactionalConnection):
             self._queued.append(job)
         else:
             self._running = True
-            self._workers.submit(self._run, job)
+            self._dispatch(job)
         return future
+
+    def _dispatch(self, job: Job) -> None:
+        workers = self._lifecycle if job[0] is _worker.close_db else self._workers
+        workers.submit(self._run, job)
 
     def _run(self, job: Job) -> None:
         """On a worker thread: run one job and report to the loop."""
@@ -136,7 +150,7 @@ class SQLiteConnection(TransactionalConnection):
     ) -> None:
         _worker.settle(future, result, error)
         if self._queued:
-            self._workers.submit(self._run, self._queued.popleft())
+            self._dispatch(self._queued.popleft())
             return
         self._running = False
         waiters, self._idle_waiters = self._idle_waiters, []
@@ -205,6 +219,22 @@ class SQLiteConnection(TransactionalConnection):
         self._finalizer.detach()
         await future
 
+    def close_later(self) -> None:
+        """Close without waiting for it: what the pool does with connections it retires.
+
+        An idle connection's database joins the batch its lifecycle thread closes next (no
+        task, no future, no call back to the loop); one with jobs queued closes after them.
+        A failure is logged, as nobody awaits it.
+        """
+        if self._closed:
+            return
+        if self._running:
+            self._submit(_worker.close_db).add_done_callback(_log_close_failure)
+        else:
+            self._lifecycle.later(_worker.close_logged, self._db)
+        self._closed = True
+        self._finalizer.detach()
+
     # -- transactions (the rules are in `_transactions`); always on the worker -------------
     async def _begin(self, write: bool, foreign_keys: bool = True) -> None:
         try:
@@ -245,6 +275,11 @@ class SQLiteConnection(TransactionalConnection):
 
     def __repr__(self) -> str:
         return f"<SQLiteConnection path={self.path!r} closed={self._closed}>"
+
+
+def _log_close_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        _worker.logger.warning("closing a connection failed", exc_info=future.exception())
 
 
 def _ignore_failure(future: asyncio.Future[None]) -> None:

@@ -1,18 +1,18 @@
-"""The code of `SQLiteConnection` that touches a `sqlite3.Connection`: opening it, statements.
+"""The code of `SQLiteConnection` that touches a `sqlite3.Connection`: statements, closing.
 
 Each function is `fn(db, *args)`, run on a worker thread (a job) or inline on the event loop
-under a step cap; sqlite3's errors are translated into `DatabaseError` for the caller.
+under a step cap; sqlite3's errors are translated into `DatabaseError` for the caller. Opening
+is in `opening`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import operator
 import sqlite3
-import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 from tenant_middleware.db._errors import from_sqlite
 from tenant_middleware.db._transactions import BATCH_SAVEPOINT
@@ -25,25 +25,11 @@ if TYPE_CHECKING:
 
     from tenant_middleware.db.protocol import Params, ResultSet, Statement
 
+logger = logging.getLogger("tenant_middleware.pool")
+
 MEMORY = ":memory:"
 NO_WAIT = "PRAGMA busy_timeout = 0"
 _FIRST = operator.itemgetter(0)
-
-
-OpenRequest: TypeAlias = (
-    "tuple[asyncio.AbstractEventLoop, asyncio.Future[sqlite3.Connection], str, float, bool, bool]"
-)
-
-
-def open_job(request: OpenRequest) -> None:
-    """On a worker thread: open the database and hand it to the future (a `WorkerSet` job)."""
-    loop, future, target, busy_timeout, read_only, inline = request
-    try:
-        db = connect(target, busy_timeout, read_only, inline=inline)
-    except BaseException as exc:
-        post(loop, settle, future, None, translate(exc))
-    else:
-        post(loop, _settle_open, future, db, None)
 
 
 def post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
@@ -52,15 +38,6 @@ def post(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: 
         loop.call_soon_threadsafe(callback, *args)
     except RuntimeError:
         return  # the loop closed while the job ran: nobody is left to wait for the result
-
-
-def _settle_open(
-    future: asyncio.Future[sqlite3.Connection], db: sqlite3.Connection, error: None
-) -> None:
-    if future.done():  # the opener was cancelled: nobody will close it otherwise
-        db.close()
-    else:
-        future.set_result(db)
 
 
 def settle(future: asyncio.Future[Any], result: object, error: BaseException | None) -> None:
@@ -94,63 +71,9 @@ def is_busy(exc: sqlite3.Error) -> bool:
     )
 
 
-def connect(
-    target: str, busy_timeout: float, read_only: bool, *, inline: bool
-) -> sqlite3.Connection:
-    """Open the database in WAL mode; `inline` ones are also used from the event loop's thread.
-
-    Those never wait for a lock on the loop (`busy_timeout` 0 until a worker job sets it) and
-    leave WAL checkpoints to the worker (`wal_autocheckpoint` 0): see `inline`.
-    """
-    # Not check_same_thread: the connection runs on the loop and on any worker thread, but
-    # `SQLiteConnection` never lets two of them use it at once.
-    uri = False
-    if read_only and target != MEMORY:
-        target, uri = Path(target).resolve().as_uri() + "?mode=ro", True
-    elif target != MEMORY:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(
-        target, timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=uri
-    )
-    try:
-        db.execute(busy_pragma(busy_timeout))
-        if not read_only:
-            _enable_wal(db, busy_timeout)
-            if inline:
-                db.execute("PRAGMA wal_autocheckpoint = 0")
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA synchronous = NORMAL")
-        if inline:
-            # Read the schema here, on the worker: the first statement of a new connection
-            # reads it from the file, which is I/O the loop should not wait for.
-            db.execute("SELECT count(*) FROM sqlite_master").fetchall()
-            db.execute(NO_WAIT)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
 def busy_pragma(busy_timeout: float) -> str:
     """The statement that sets the connection's busy timeout."""
     return f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}"
-
-
-def _enable_wal(db: sqlite3.Connection, busy_timeout: float) -> None:
-    # Switching to WAL needs an exclusive lock and SQLite reports a clash at once instead of
-    # calling the busy handler, so two processes creating one file retry here.
-    deadline = time.monotonic() + busy_timeout
-    delay = 0.001
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode = WAL").fetchall()
-        except sqlite3.OperationalError as exc:
-            if not is_busy(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        else:
-            return
 
 
 def execute(db: sqlite3.Connection, sql: str, params: Params) -> ResultSet:
@@ -230,6 +153,14 @@ def close_quietly(db: sqlite3.Connection) -> None:
     """Close a database dropped without `close()` (a finalizer: it must not raise)."""
     with contextlib.suppress(sqlite3.Error):
         db.close()
+
+
+def close_logged(db: sqlite3.Connection) -> None:
+    """Close a database nobody waits for (`WorkerSet.later`): log a failure, never raise."""
+    try:
+        close_db(db)
+    except Exception:
+        logger.warning("closing a connection failed", exc_info=True)
 
 
 def close_db(db: sqlite3.Connection) -> None:

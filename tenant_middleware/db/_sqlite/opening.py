@@ -1,0 +1,121 @@
+"""Opening a `sqlite3.Connection` for `SQLiteConnection`, on a lifecycle thread (a job).
+
+The file is opened (created unless `create=False`), told to keep its WAL files at the last
+close where that is possible (`persist`), and set up in one `executescript`: WAL mode, the
+pragmas, the schema read, each statement one GIL release instead of two or three.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from tenant_middleware.db._sqlite.persist import keep_wal
+from tenant_middleware.db._sqlite.worker import MEMORY, NO_WAIT, is_busy, post, settle, translate
+
+if TYPE_CHECKING:
+    import asyncio
+
+# (loop, future, target, busy_timeout, read_only, inline, create)
+OpenRequest: TypeAlias = (
+    "tuple[asyncio.AbstractEventLoop, asyncio.Future[sqlite3.Connection], str, float, bool,"
+    " bool, bool]"
+)
+
+
+def open_job(request: OpenRequest) -> None:
+    """On a worker thread: open the database and hand it to the future (a `WorkerSet` job)."""
+    loop, future, target, busy_timeout, read_only, inline, create = request
+    try:
+        db = connect(target, busy_timeout, read_only, inline=inline, create=create)
+    except BaseException as exc:
+        post(loop, settle, future, None, translate(exc))
+    else:
+        post(loop, _settle_open, future, db, None)
+
+
+def _settle_open(
+    future: asyncio.Future[sqlite3.Connection], db: sqlite3.Connection, error: None
+) -> None:
+    if future.done():  # the opener was cancelled: nobody will close it otherwise
+        db.close()
+    else:
+        future.set_result(db)
+
+
+def connect(
+    target: str, busy_timeout: float, read_only: bool, *, inline: bool, create: bool = True
+) -> sqlite3.Connection:
+    """Open the database in WAL mode; `inline` ones are also used from the event loop's thread.
+
+    Those never wait for a lock on the loop (`busy_timeout` 0 until a worker job sets it) and
+    leave WAL checkpoints to the worker (`wal_autocheckpoint` 0): see `inline`. Without
+    `create`, a missing file fails (`SQLITE_CANTOPEN`) instead of being created.
+    """
+    # Not check_same_thread: the connection runs on the loop and on any worker thread, but
+    # `SQLiteConnection` never lets two of them use it at once.
+    uri = False
+    if target != MEMORY and (read_only or not create):
+        mode = "ro" if read_only else "rw"
+        # abspath, not resolve(): no system call per path component (SQLite makes its own).
+        target, uri = Path(os.path.abspath(target)).as_uri() + f"?mode={mode}", True
+    elif target != MEMORY:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(
+        target, timeout=busy_timeout, isolation_level=None, check_same_thread=False, uri=uri
+    )
+    try:
+        if read_only:
+            db.executescript("PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")
+        else:
+            if target != MEMORY:
+                keep_wal(db, db_path(target, uri))  # or SQLite's default: delete them
+            _set_up(db, _setup_script(inline), busy_timeout)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def db_path(target: str, uri: bool) -> str:
+    """The file a `connect` target names."""
+    if not uri:
+        return target
+    return url2pathname(urlsplit(target).path)
+
+
+def _setup_script(inline: bool) -> str:
+    # One executescript: one GIL release per statement instead of two or three through
+    # execute() and fetchall(). Each is a GIL hand-off the loop's thread may have to wait for
+    # while it runs Python code (BENCHMARKS.md 11g); all of them are idempotent.
+    statements = ["PRAGMA journal_mode = WAL"]
+    if inline:
+        statements.append("PRAGMA wal_autocheckpoint = 0")
+    statements += ["PRAGMA foreign_keys = ON", "PRAGMA synchronous = NORMAL"]
+    if inline:
+        # Read the schema here, on the worker: the first statement of a new connection
+        # reads it from the file, which is I/O the loop should not wait for.
+        statements += ["SELECT count(*) FROM sqlite_master", NO_WAIT]
+    return "; ".join(statements)
+
+
+def _set_up(db: sqlite3.Connection, script: str, busy_timeout: float) -> None:
+    # Switching to WAL needs an exclusive lock and SQLite reports a clash at once instead of
+    # calling the busy handler, so two processes creating one file retry here.
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.001
+    while True:
+        try:
+            db.executescript(script)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        else:
+            return

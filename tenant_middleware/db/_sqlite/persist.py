@@ -1,0 +1,154 @@
+"""Keeping a WAL database's `-wal` and `-shm` files when its last connection closes.
+
+By default SQLite deletes both when the last connection to a WAL database closes, and the next
+open creates them again. Under pool churn (more tenants in use than `pool_max_pools`) that is
+every open, and on ext4 creating a file just after deleting one costs the kernel's scan for
+recently deleted inodes: about a sixth of the process's CPU in BENCHMARKS.md 11g. SQLite keeps
+the files when told to, per file, with `SQLITE_FCNTL_PERSIST_WAL`; the stdlib module has no
+binding for `sqlite3_file_control`, so this module calls it through ctypes, with the
+`sqlite3*` read from the `sqlite3.Connection` object. It does so only when every check passes;
+otherwise it does nothing and SQLite's default stands (correct, only slower):
+
+- once per process: CPython 3.8 to 3.13 (their `pysqlite_Connection` starts with
+  `PyObject_HEAD` and then `sqlite3 *db`), and `_sqlite3` linked to a shared libsqlite3 that
+  exports the functions used, whose `sqlite3_libversion()` is `sqlite3.sqlite_version` (the
+  very library the module calls);
+- per connection: the pointer read is not null and aligned, its first field is the default
+  VFS (`sqlite3.pVfs`, checked before any API call gets the pointer), the handle's main file
+  is the path just opened (`sqlite3_db_filename`), and the flag reads back as set.
+
+A kept WAL is emptied at that last close (a `journal_size_limit` is set, and SQLite truncates
+a persisted WAL at close when there is one), so no stale frames wait next to a file replaced or
+recreated later. Other processes (a second uvicorn worker, the CLI, the sqlite3 shell) need
+nothing: a leftover `-wal`/`-shm` pair is ordinary SQLite state, and one of them closing last
+with the default simply deletes it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import threading
+
+SQLITE_OK = 0
+SQLITE_FCNTL_PERSIST_WAL = 10
+# CPython versions whose `pysqlite_Connection` is known to start with `sqlite3 *db`.
+KNOWN_LAYOUTS = ((3, 8), (3, 13))
+# The WAL may grow to this between checkpoints without being truncated; any limit at all makes
+# SQLite empty a persisted WAL at the last close.
+JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+
+
+def layout_known(implementation: str, version: tuple[int, int]) -> bool:
+    """Whether `sqlite3.Connection` objects of this interpreter begin with their `sqlite3*`."""
+    low, high = KNOWN_LAYOUTS
+    return implementation == "cpython" and low <= version <= high
+
+
+class _Library:
+    """The ctypes view of the libsqlite3 that `_sqlite3` calls."""
+
+    def __init__(self) -> None:
+        import _sqlite3
+        import ctypes
+
+        # dlsym on the extension's handle finds what it links to: its own libsqlite3. A
+        # statically linked build exports nothing (AttributeError: no persistence).
+        # PyDLL: the calls are short and keep the GIL (no hand-off to another thread).
+        lib = ctypes.PyDLL(_sqlite3.__file__)
+        self.ctypes = ctypes
+        version = lib.sqlite3_libversion
+        version.argtypes, version.restype = [], ctypes.c_char_p
+        self.version: str = (version() or b"").decode()
+        self.vfs_find = lib.sqlite3_vfs_find
+        self.vfs_find.argtypes, self.vfs_find.restype = [ctypes.c_char_p], ctypes.c_void_p
+        self.filename = lib.sqlite3_db_filename
+        self.filename.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        self.filename.restype = ctypes.c_char_p
+        self.file_control = lib.sqlite3_file_control
+        self.file_control.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+        ]
+        self.file_control.restype = ctypes.c_int
+        self.pointer_size = ctypes.sizeof(ctypes.c_void_p)
+        self.head_size = sys.getsizeof(object())  # PyObject_HEAD: refcount and type
+
+    def handle(self, db: sqlite3.Connection, path: str) -> int | None:
+        """The connection's `sqlite3*` if every check says it is the one that opened `path`."""
+        ctypes = self.ctypes
+        if type(db).__basicsize__ < self.head_size + self.pointer_size:
+            return None
+        pointer = ctypes.c_void_p.from_address(id(db) + self.head_size).value
+        if not pointer or pointer % self.pointer_size:
+            return None
+        default_vfs = self.vfs_find(None)
+        if not default_vfs or ctypes.c_void_p.from_address(pointer).value != default_vfs:
+            return None
+        name = self.filename(pointer, b"main")
+        if not name:
+            return None
+        found = os.fsdecode(name)
+        # SQLite reports the absolute path with symbolic links resolved.
+        if found != os.path.abspath(path) and os.path.realpath(found) != os.path.realpath(path):
+            return None
+        return int(pointer)
+
+    def persist(self, pointer: int) -> bool:
+        ctypes = self.ctypes
+        flag = ctypes.c_int(1)
+        if self.file_control(pointer, b"main", SQLITE_FCNTL_PERSIST_WAL, ctypes.byref(flag)):
+            return False
+        query = ctypes.c_int(-1)  # -1 asks for the current setting
+        rc = self.file_control(pointer, b"main", SQLITE_FCNTL_PERSIST_WAL, ctypes.byref(query))
+        return bool(rc == SQLITE_OK and query.value == 1)
+
+
+_library: _Library | None = None
+_probed = False
+_lock = threading.Lock()
+
+
+def _load() -> _Library | None:
+    global _library, _probed
+    if not _probed:
+        with _lock:
+            if not _probed:
+                _library = _probe()
+                _probed = True
+    return _library
+
+
+def _probe() -> _Library | None:
+    version = (sys.version_info.major, sys.version_info.minor)
+    if not layout_known(sys.implementation.name, version):
+        return None
+    try:
+        library = _Library()
+    except (ImportError, OSError, AttributeError):
+        return None
+    return library if library.version == sqlite3.sqlite_version else None
+
+
+def available() -> bool:
+    """Whether this process can keep WAL files at all (the per-process checks)."""
+    return _load() is not None
+
+
+def keep_wal(db: sqlite3.Connection, path: str) -> bool:
+    """Make `db`'s last close keep (emptied) `-wal` and `-shm` files; False if it cannot.
+
+    Call it on the thread that opened `db`, right after opening `path`, before anything else
+    uses the connection. A False leaves the connection exactly as SQLite opened it.
+    """
+    library = _load()
+    if library is None:
+        return False
+    pointer = library.handle(db, path)
+    if pointer is None or not library.persist(pointer):
+        return False
+    db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}").fetchall()
+    return True
