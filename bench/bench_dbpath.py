@@ -8,20 +8,25 @@
   INSERT) through `tenant_db()` on 8 tenants, each task yielding to the loop between operations
   as a request does on its I/O; inline and thread-only, plus inline with a ~150k-step query
   every 50 ms (over the cap: it moves to a worker), inline with SELECTs only, and the
-  heartbeat alone (what the shared machine itself adds).
+  heartbeat alone (what the shared machine itself adds). Besides p50/p99/max: the share of
+  ticks more than 2 ms late, and where those ticks' time went (the loop thread on a CPU,
+  waiting for one, or blocked).
 
-Run: `bench/.venv/bin/python bench/bench_dbpath.py [--quick]` (about a minute).
+Run: `bench/.venv/bin/python bench/bench_dbpath.py [--quick] [--lateness-only]` (about a
+minute; `--lateness-only` skips the per-operation part and writes no results file).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import gc
+import os
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 from _apps import NOTES_PACKAGE, tenancy_config
@@ -40,6 +45,9 @@ from _harness import (
 from tenant_middleware import Tenancy, TenantContext, tenant_scope
 from tenant_middleware.context import tenant_db
 from tenant_middleware.db._sqlite.connection import SQLiteConnection
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 SELECT = "SELECT id, title, body FROM notes WHERE id = ?"
 INSERT = "INSERT INTO notes (title, body, created_at) VALUES ('t', 'b', 0)"
@@ -150,24 +158,78 @@ def tenant_db_variants(tenancy: Tenancy, tenant: TenantContext) -> dict[str, Tim
     return {"select": select, "insert": insert, "write tx (3)": three}
 
 
-def lateness_summary(late: list[float]) -> dict[str, float]:
-    ordered = sorted(late)
+class Heartbeat:
+    """A 1 ms heartbeat that also says where each late tick's time went (Linux schedstat).
+
+    Per tick, from the loop thread's `/proc/thread-self/schedstat`: the time it ran on a CPU
+    (our code, between two ticks), the time it waited for a CPU (the machine: the neighbours,
+    and our own worker threads) and the rest, blocked (the 1 ms sleep itself, the GIL, disk).
+    """
+
+    def __init__(self) -> None:
+        self.late: list[float] = []
+        # For ticks more than 2 ms late: (lateness, on CPU, waiting for a CPU, blocked), ms.
+        self.tail: list[tuple[float, float, float, float]] = []
+        try:
+            self._fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def _sched(self) -> tuple[int, int]:
+        if self._fd is None:
+            return 0, 0
+        fields = os.pread(self._fd, 64, 0).split()
+        return int(fields[0]), int(fields[1])
+
+    async def run(self, stopped: Callable[[], bool]) -> None:
+        while not stopped():
+            cpu0, wait0 = self._sched()
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            wall = time.perf_counter() - before
+            late = (wall - 0.001) * 1e3
+            self.late.append(late)
+            if late > 2.0:
+                cpu1, wait1 = self._sched()
+                on_cpu, waiting = (cpu1 - cpu0) / 1e6, (wait1 - wait0) / 1e6
+                self.tail.append((late, on_cpu, waiting, wall * 1e3 - on_cpu - waiting))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.late)
+        tail = self.tail
+        return {
+            "p50_ms": ordered[len(ordered) // 2],
+            "p99_ms": ordered[int(len(ordered) * 0.99)],
+            "max_ms": ordered[-1],
+            # The tail, not only its worst tick: the share of ticks more than 2 ms late, and
+            # where those ticks' time went (summed over them, as shares of their wall time).
+            "late_2ms_pct": 100 * len(tail) / len(ordered),
+            **_shares(tail),
+        }
+
+
+def _shares(tail: list[tuple[float, float, float, float]]) -> dict[str, float]:
+    wall = sum(t[0] + 1.0 for t in tail)
+    if not wall:
+        return {"tail_cpu_pct": 0.0, "tail_wait_pct": 0.0, "tail_blocked_pct": 0.0}
     return {
-        "p50_ms": ordered[len(ordered) // 2],
-        "p99_ms": ordered[int(len(ordered) * 0.99)],
-        "max_ms": ordered[-1],
+        "tail_cpu_pct": 100 * sum(t[1] for t in tail) / wall,
+        "tail_wait_pct": 100 * sum(t[2] for t in tail) / wall,
+        "tail_blocked_pct": 100 * sum(t[3] for t in tail) / wall,
     }
 
 
 async def idle_lateness(seconds: float) -> dict[str, float]:
     """The heartbeat alone: what the shared machine itself adds (its noise floor)."""
-    late: list[float] = []
+    beat = Heartbeat()
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        before = time.perf_counter()
-        await asyncio.sleep(0.001)
-        late.append((time.perf_counter() - before - 0.001) * 1e3)
-    return {"ops_per_s": 0.0, **lateness_summary(late)}
+    await beat.run(lambda: time.perf_counter() >= end)
+    beat.close()
+    return {"ops_per_s": 0.0, **beat.summary()}
 
 
 async def lateness(
@@ -181,7 +243,7 @@ async def lateness(
     """Heartbeat lateness (ms) and ops/s while 32 tasks query 8 tenants through tenant_db()."""
     stop = False
     ops = 0
-    late: list[float] = []
+    heart = Heartbeat()
 
     async def worker(i: int) -> None:
         nonlocal ops
@@ -207,12 +269,6 @@ async def lateness(
                     await db.execute(LONG)
                 await asyncio.sleep(0.05)
 
-    async def heartbeat() -> None:
-        while not stop:
-            before = time.perf_counter()
-            await asyncio.sleep(0.001)
-            late.append((time.perf_counter() - before - 0.001) * 1e3)
-
     # As `interleaved` does: what exists now is out of the collector's sight, as in a
     # long-running server, so a full collection scans only what the requests allocate.
     gc.collect()
@@ -220,17 +276,25 @@ async def lateness(
     tasks = [asyncio.ensure_future(worker(i)) for i in range(32)]
     if heavy:
         tasks.append(asyncio.ensure_future(heavy_query()))
-    beat = asyncio.ensure_future(heartbeat())
+    beat = asyncio.ensure_future(heart.run(lambda: stop))
     start = time.perf_counter()
     await asyncio.sleep(seconds)
     stop = True
     await asyncio.gather(*tasks, beat)
     elapsed = time.perf_counter() - start
-    return {"ops_per_s": ops / elapsed, **lateness_summary(late)}
+    heart.close()
+    return {"ops_per_s": ops / elapsed, **heart.summary()}
+
+
+def _lateness_only_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lateness-only", action="store_true", help="skip the per-op part")
 
 
 async def main() -> None:
-    args = parse_args("Per-statement cost against sqlite3 and aiosqlite; event-loop lateness")
+    args = parse_args(
+        "Per-statement cost against sqlite3 and aiosqlite; event-loop lateness",
+        _lateness_only_option,
+    )
     rounds, n, seconds = (20, 50, 1.0) if args.quick else (100, 200, 4.0)
     report = Report("dbpath", args.quick)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -267,7 +331,7 @@ async def main() -> None:
             "tenant_db() in tenant_scope": tenant_db_variants(inline, tenants[0]),
         }
         results: dict[str, Any] = {}
-        for op in ("select", "insert", "write tx (3)"):
+        for op in () if args.lateness_only else ("select", "insert", "write tx (3)"):
             variants = {family: timed[op] for family, timed in families.items()}
             samples = await interleaved(variants, rounds=rounds, iterations=n, warmup=n)
             table = compare(samples, "stdlib sqlite3 inline (floor)")
@@ -290,7 +354,8 @@ async def main() -> None:
             results[op] = {
                 name: {**c.as_dict(), "x_floor": 1 / c.ratio.median} for name, c in table.items()
             }
-        report.add("per_op", results)
+        if results:
+            report.add("per_op", results)
         std.close()
         await aio.close()
         await ours.close()
@@ -317,18 +382,41 @@ async def main() -> None:
         summary: dict[str, Any] = {}
         for name, measured in runs.items():
             med = {k: summarize([m[k] for m in measured]).median for k in measured[0]}
-            table_rows.append([name, med["ops_per_s"], med["p50_ms"], med["p99_ms"], med["max_ms"]])
+            table_rows.append(
+                [
+                    name,
+                    med["ops_per_s"],
+                    med["p50_ms"],
+                    med["p99_ms"],
+                    med["max_ms"],
+                    med["late_2ms_pct"],
+                    med["tail_cpu_pct"],
+                    med["tail_wait_pct"],
+                    med["tail_blocked_pct"],
+                ]
+            )
             summary[name] = {"median_of_3": med, "runs": measured}
         print_table(
             f"1 ms heartbeat lateness, 32 tasks (4 SELECT : 1 INSERT) on 8 tenants, "
             f"{seconds:.0f} s x 3 interleaved runs (median of runs)",
-            ["variant", "ops/s", "p50 ms", "p99 ms", "max ms"],
+            [
+                "variant",
+                "ops/s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "% ticks > 2 ms",
+                "their % on CPU",
+                "% waiting for CPU",
+                "% blocked",
+            ],
             table_rows,
         )
         report.add("lateness", summary)
         await inline.aclose()
         await threaded.aclose()
-    report.write(enabled=not args.no_write)
+    # A lateness-only run would replace the per-operation figures in the results file.
+    report.write(enabled=not (args.no_write or args.lateness_only))
 
 
 if __name__ == "__main__":
