@@ -74,6 +74,11 @@ class TenantCache(Generic[K]):
         self._max_entries = max_entries
         self._clock = clock
         self._positive: OrderedDict[K, tuple[TenantContext, float]] = OrderedDict()
+        # Hits reorder the LRU only once it is over half full, so a process with fewer
+        # tenants than that pays no `move_to_end` per request. Nothing is evicted below full:
+        # an entry used since the cache passed half full is ordered by that use, and only
+        # entries untouched since then go in insertion order instead of last use.
+        self._recency_from = max_entries // 2
         self._negative: OrderedDict[K, float] = OrderedDict()
         self._keys_by_tenant: dict[str, set[K]] = {}
         self._inflight: dict[K, asyncio.Future[TenantContext | None]] = {}
@@ -93,7 +98,8 @@ class TenantCache(Generic[K]):
         if hit is not None:
             tenant, expires = hit
             if expires > self._clock():
-                positive.move_to_end(key)
+                if len(positive) > self._recency_from:
+                    positive.move_to_end(key)
                 self._hits += 1
                 return tenant
         negative = self._negative.get(key)

@@ -97,7 +97,7 @@ class TenancyMiddleware:
         leases = ResponseLeases(send)
         token = _current.set((tenant, self.tenancy, leases, state.get(CLAIMS_STATE)))
         try:
-            await self.app(scope, receive, leases)
+            await self.app(scope, receive, leases.send)
         except TenancyError as error:
             # One rule for whatever failed below the request (the tenant's database or
             # server, the control plane): the contract's answer, unless the app already

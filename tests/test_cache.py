@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from tenant_middleware.cache import TenantCache
+from tenant_middleware.cache import MISS, TenantCache
 from tenant_middleware.models import TenantContext, TenantKey, TenantStatus
 
 ACME = TenantContext(
@@ -204,3 +204,31 @@ async def test_invalidate_negative_lets_a_new_tenant_resolve(
     assert await cache.get(newcomer) is None
     cache.invalidate_negative()
     assert await cache.get(newcomer) is ACME
+
+
+async def test_tenants_used_since_the_cache_passed_half_full_outlive_the_untouched_ones() -> None:
+    # Below half full a hit does not reorder (no move_to_end on a small process's cache);
+    # past it, what is used is kept and what is not goes first.
+    tenants = {
+        TenantKey("slug", f"t{n}"): TenantContext(
+            id=f"00000000-0000-4000-8000-00000000000{n}", slug=f"t{n}", status=TenantStatus.ACTIVE
+        )
+        for n in range(6)
+    }
+    registry = Registry(tenants)
+    cache: TenantCache[TenantKey] = TenantCache(
+        registry, ttl=60, negative_ttl=5, max_entries=4, clock=Clock()
+    )
+    t0, t1, t2, t3, t4, t5 = tenants
+    for key in (t0, t1):
+        await cache.get(key)
+    assert cache.peek(t0) == tenants[t0]  # at half full: no reordering yet
+    await cache.get(t2)
+    assert cache.peek(t0) == tenants[t0]  # past half: t0 is now the most recent
+    await cache.get(t3)
+    await cache.get(t4)  # over full: the oldest untouched entry (t1) goes
+    assert cache.peek(t1) is MISS
+    await cache.get(t5)  # then t2; t0, used past half full, stays
+    assert cache.peek(t2) is MISS
+    assert cache.peek(t0) == tenants[t0]
+    assert cache.stats().evictions == 2
