@@ -126,7 +126,11 @@ class Lease:
         self._lease: PooledConnection | None = None
 
     async def __aenter__(self) -> PooledConnection:
-        pool, connection = await self._manager._acquire(self._tenant_id)
+        manager = self._manager
+        acquired = manager._acquire_now(self._tenant_id)
+        if acquired is None:
+            acquired = await manager._acquire(self._tenant_id)
+        pool, connection = acquired
         self._pool = pool
         self._lease = PooledConnection(self._tenant_id, connection, pool.gate)
         return self._lease
@@ -146,4 +150,6 @@ class Lease:
         # common case costs one attribute read.
         if manager.breakers.watching or (exc is not None and isinstance(exc, DatabaseUnreachable)):
             manager._lease_ended(self._tenant_id, exc)
-        await manager._release(pool, lease._release())
+        connection = lease._release()
+        if manager._check_in(pool, connection):  # no coroutine unless it must be closed
+            await manager._close_connection(connection, pool)

@@ -96,6 +96,22 @@ class PoolManager(TenantPools):
         if self._closed:
             raise TenantUnavailable("the pool manager is closed", retry_after=self._retry_after)
 
+    def _acquire_now(self, tenant_id: str) -> tuple[TenantPool, Connection] | None:
+        """`_acquire`'s warm case without a coroutine: an idle connection of an open pool, or
+        None when anything else must happen (a pool to create, a wait, a breaker to ask, a
+        closed manager: `_acquire` then does all of it)."""
+        if self._closed or self.breakers.watching:
+            return None
+        pool = self._pools.get(tenant_id)
+        if pool is None or pool.retired or not pool.idle:
+            return None
+        self._pools.move_to_end(tenant_id)
+        self._counters.acquisitions += 1
+        pool.last_used = self._clock()
+        connection, _ = pool.idle.pop()
+        pool.in_use += 1
+        return pool, connection
+
     async def _acquire(self, tenant_id: str) -> tuple[TenantPool, Connection]:
         self._check_open()
         breakers = self.breakers
@@ -219,10 +235,6 @@ class PoolManager(TenantPools):
         # A request waiting for room under the global cap may close it to make that room.
         self._wake_one(self._waiters)
         return False
-
-    async def _release(self, pool: TenantPool, connection: Connection) -> None:
-        if self._check_in(pool, connection):
-            await self._close_connection(connection, pool)
 
     # -- pools ----------------------------------------------------------------------------
     async def discard(self, tenant_id: str) -> None:
