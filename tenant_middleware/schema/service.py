@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.errors import DatabaseError, InvalidIdentifier
 from tenant_middleware.schema.ledger import (
     PendingMigration,
@@ -170,6 +171,11 @@ class RecordedVersions:
 
 async def _schema_version(connection: Connection) -> int | None:
     """The database's schema cookie (bumped by every schema change); None if unreadable."""
+    if isinstance(connection, SQLiteConnection):
+        # A connection just opened read it on its worker: no statement on the loop for it.
+        opened = connection.take_schema_version_at_open()
+        if opened is not None:
+            return opened
     try:
         value = (await connection.execute("PRAGMA schema_version")).scalar()
     except DatabaseError:

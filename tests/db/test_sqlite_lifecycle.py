@@ -179,3 +179,21 @@ async def test_later_jobs_queued_meanwhile_run_in_one_job_in_order() -> None:
     await eventually(lambda: len(ran) == 5)
     assert [i for i, _ in ran] == [0, 1, 2, 3, 4]
     assert len({name for _, name in ran}) == 1
+
+
+async def test_a_new_connection_hands_its_schema_cookie_over_once(tmp_path: Path) -> None:
+    path = tmp_path / "cookie.db"
+    first = await SQLiteConnection.open(path)
+    await first.execute("CREATE TABLE t (x)")
+    await first.close()
+    connection = await SQLiteConnection.open(path)
+    try:
+        read_here = (await connection.execute("PRAGMA schema_version")).scalar()
+        assert read_here == 1
+        assert connection.take_schema_version_at_open() == read_here
+        assert connection.take_schema_version_at_open() is None  # later checks read it again
+        read_only = await SQLiteConnection.open(path, read_only=True)
+        assert read_only.take_schema_version_at_open() is None  # not asked on read-only ones
+        await read_only.close()
+    finally:
+        await connection.close()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenant_middleware.db._sqlite import worker as _worker
 from tenant_middleware.db._sqlite.inline import FALL_BACK, StepCap
-from tenant_middleware.db._sqlite.opening import open_job
+from tenant_middleware.db._sqlite.opening import Opened, open_job
 from tenant_middleware.db._sqlite.threads import WorkerSet, lifecycle_workers, shared_workers
 from tenant_middleware.db._transactions import TransactionalConnection, begin_statement
 from tenant_middleware.errors import DatabaseError
@@ -69,6 +69,7 @@ class SQLiteConnection(TransactionalConnection):
         self._busy_pragma = _worker.busy_pragma(busy_timeout)
         self._writes = 0
         self._foreign_keys_off = False
+        self._schema_version_at_open: int | None = None
         # A connection dropped without close() still closes its database when collected.
         self._finalizer = weakref.finalize(self, _worker.close_quietly, db)
 
@@ -95,11 +96,24 @@ class SQLiteConnection(TransactionalConnection):
         loop = asyncio.get_running_loop()
         lifecycle = workers if workers is not None else lifecycle_workers()
         workers = workers if workers is not None else shared_workers()
-        opened: asyncio.Future[sqlite3.Connection] = loop.create_future()
+        opened: asyncio.Future[Opened] = loop.create_future()
         request = (loop, opened, target, busy_timeout, read_only, inline, create)
         lifecycle.submit(open_job, request)
-        db = await opened
-        return cls(target, loop, db, (workers, lifecycle), inline=inline, busy_timeout=busy_timeout)
+        db, version = await opened
+        connection = cls(
+            target, loop, db, (workers, lifecycle), inline=inline, busy_timeout=busy_timeout
+        )
+        connection._schema_version_at_open = version
+        return connection
+
+    def take_schema_version_at_open(self) -> int | None:
+        """The schema cookie read when the database was opened, once (then None).
+
+        Only the first check may use it: it is what the file said right after the open, and
+        anything later must read it again.
+        """
+        version, self._schema_version_at_open = self._schema_version_at_open, None
+        return version
 
     @property
     def closed(self) -> bool:

@@ -21,10 +21,11 @@ from tenant_middleware.db._sqlite.worker import MEMORY, NO_WAIT, is_busy, post, 
 if TYPE_CHECKING:
     import asyncio
 
+# The opened database and its schema cookie (None for a read-only one, which is not asked).
+Opened: TypeAlias = "tuple[sqlite3.Connection, int | None]"
 # (loop, future, target, busy_timeout, read_only, inline, create)
 OpenRequest: TypeAlias = (
-    "tuple[asyncio.AbstractEventLoop, asyncio.Future[sqlite3.Connection], str, float, bool,"
-    " bool, bool]"
+    "tuple[asyncio.AbstractEventLoop, asyncio.Future[Opened], str, float, bool, bool, bool]"
 )
 
 
@@ -35,17 +36,23 @@ def open_job(request: OpenRequest) -> None:
         db = connect(target, busy_timeout, read_only, inline=inline, create=create)
     except BaseException as exc:
         post(loop, settle, future, None, translate(exc))
-    else:
-        post(loop, _settle_open, future, db, None)
-
-
-def _settle_open(
-    future: asyncio.Future[sqlite3.Connection], db: sqlite3.Connection, error: None
-) -> None:
-    if future.done():  # the opener was cancelled: nobody will close it otherwise
+        return
+    try:
+        # The schema cookie too, here on the worker: whoever checks the new connection's
+        # schema first (the pool's preparation) then runs no statement on the loop for it.
+        version = None if read_only else db.execute("PRAGMA schema_version").fetchone()[0]
+    except BaseException as exc:
         db.close()
+        post(loop, settle, future, None, translate(exc))
     else:
-        future.set_result(db)
+        post(loop, _settle_open, future, (db, version), None)
+
+
+def _settle_open(future: asyncio.Future[Opened], opened: Opened, error: None) -> None:
+    if future.done():  # the opener was cancelled: nobody will close it otherwise
+        opened[0].close()
+    else:
+        future.set_result(opened)
 
 
 def connect(
