@@ -13,14 +13,13 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import time
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.live_app import stop, wait_until_healthy
 from tests.sqld import free_port
 from tests.test_readme_commands import ROOT, assert_ran, block_env, run, the_block, workdir
 
@@ -91,30 +90,10 @@ def example_server(tmp_path: Path) -> Iterator[str]:
     )
     log.close()
     try:
-        wait_until_served(f"http://127.0.0.1:{port}", process, tmp_path / "uvicorn.log")
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, tmp_path / "uvicorn.log", within=60)
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def wait_until_served(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    with httpx.Client(trust_env=False, timeout=2) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if client.get(f"{base}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-    pytest.fail(f"{base}/healthz did not answer:\n{log.read_text()}")
+        stop(process)
 
 
 def answers(stdout: str) -> list[tuple[str, str]]:

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,12 +24,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from tenant_middleware.naming import database_name
 from tests.sqld import SqldServer, free_port
 from tests.test_readme_commands import assert_ran, bash, block_env, the_block, workdir
-from tests.turso_emulator import TursoEmulator, emulated_organization
+from tests.turso_emulator import TursoEmulator, served_organization
 
 API_TOKEN = "turso-api-token-readme-7d41c2"
 
@@ -105,17 +103,8 @@ def test_the_sqld_block_then_the_rotation_block(tmp_path: Path) -> None:
 @pytest.fixture
 async def served_emulator(sqld: SqldServer) -> AsyncIterator[tuple[TursoEmulator, str]]:
     """The emulator on a real HTTP socket (the block runs in another process), and its URL."""
-    async with emulated_organization(sqld, api_token=API_TOKEN) as emulator:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)  # listening now: requests queue until the server accepts them
-        config = uvicorn.Config(emulator.app, log_level="warning", access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        yield emulator, f"http://127.0.0.1:{sock.getsockname()[1]}"
-        server.should_exit = True
-        await task
-        sock.close()
+    async with served_organization(sqld, api_token=API_TOKEN) as served:
+        yield served
 
 
 async def test_the_turso_block_then_the_rotation_block(

@@ -37,6 +37,7 @@ import copy
 import json
 import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -49,6 +50,7 @@ from typing import Any
 
 import httpx
 import jwt
+import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jsonschema import Draft202012Validator
@@ -593,3 +595,22 @@ async def emulated_organization(
         sqld.delete_namespace(db.namespace)
     await emu.aclose()
     assert not emu.rejected, f"the emulator rejected requests: {emu.rejected}"
+
+
+@asynccontextmanager
+async def served_organization(
+    sqld: SqldServer, *, api_token: str
+) -> AsyncIterator[tuple[TursoEmulator, str]]:
+    """`emulated_organization` on a real HTTP socket (for a client in another process), and
+    its URL."""
+    async with emulated_organization(sqld, api_token=api_token) as emulator:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)  # listening now: requests queue until the server accepts them
+        config = uvicorn.Config(emulator.app, log_level="warning", access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        yield emulator, f"http://127.0.0.1:{sock.getsockname()[1]}"
+        server.should_exit = True
+        await task
+        sock.close()

@@ -4,11 +4,9 @@ served over HTTP on a real sqld; the local provisioner refused with a clear mess
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
-import uvicorn
 
 from tenant_middleware import Tenancy, TenancyConfig
 from tenant_middleware.db._hrana.connection import HranaClient
@@ -17,7 +15,7 @@ from tenant_middleware.secrets import KeyRing, generate_key, token_binding
 from tests.cli.conftest import CLI, Result, assert_user_error, seed
 from tests.conftest import token_status
 from tests.sqld import SqldServer
-from tests.turso_emulator import TursoEmulator, emulated_organization
+from tests.turso_emulator import TursoEmulator, served_organization
 
 API_TOKEN = "turso-api-token-3e8a1f6c-secret"
 KEYS = generate_key("k1")
@@ -26,17 +24,8 @@ KEYS = generate_key("k1")
 @pytest.fixture
 async def served_emulator(sqld: SqldServer) -> AsyncIterator[tuple[TursoEmulator, str]]:
     """The emulator on a real HTTP socket (the CLI runs in another process), and its URL."""
-    async with emulated_organization(sqld, api_token=API_TOKEN) as emulator:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(64)  # listening now: requests queue until the server accepts them
-        config = uvicorn.Config(emulator.app, log_level="warning", access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        yield emulator, f"http://127.0.0.1:{sock.getsockname()[1]}"
-        server.should_exit = True
-        await task
-        sock.close()
+    async with served_organization(sqld, api_token=API_TOKEN) as served:
+        yield served
 
 
 def turso_env(api_url: str, sqld: SqldServer) -> dict[str, str]:
