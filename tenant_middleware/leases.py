@@ -23,7 +23,7 @@ from typing import Protocol
 
 from tenant_middleware._types import Message, Send
 from tenant_middleware.models import TenantContext
-from tenant_middleware.pool.lease import PooledConnection
+from tenant_middleware.pool.lease import Lease, PooledConnection
 
 
 class Connector(Protocol):
@@ -160,7 +160,10 @@ class ScopedLease:
             held.depth += 1
         else:
             lease = self._connector.connect(self._tenant)
-            connection = await lease.__aenter__()
+            # A pool's warm lease is taken without its coroutine (`Lease.enter_now`).
+            connection = lease.enter_now() if type(lease) is Lease else None
+            if connection is None:
+                connection = await lease.__aenter__()
             held = _Held(self._scope, key, lease, connection)
             self._scope._held[key] = held
         self._held = held
@@ -181,4 +184,10 @@ class ScopedLease:
         held.released = True
         if held.scope._held.get(held.key) is held:
             del held.scope._held[held.key]
-        await held.lease.__aexit__(exc_type, exc, tb)
+        lease = held.lease
+        if type(lease) is Lease:
+            closing = lease.exit_now(exc)  # no coroutine unless the connection must close
+            if closing is not None:
+                await closing
+        else:
+            await lease.__aexit__(exc_type, exc, tb)

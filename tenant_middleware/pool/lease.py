@@ -8,10 +8,10 @@ serialises its write transactions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tenant_middleware.db.protocol import Connection, Executor, Params, ResultSet, Statement
 from tenant_middleware.errors import DatabaseError, DatabaseUnreachable
@@ -71,9 +71,13 @@ class PooledConnection:
         """Whether the lease has ended or the connection is closed."""
         return self._released or self._connection.closed
 
-    async def execute(self, sql: str, params: Params = ()) -> ResultSet:
-        """Run one statement."""
-        return await self._live().execute(sql, params)
+    def execute(self, sql: str, params: Params = ()) -> Coroutine[Any, Any, ResultSet]:
+        """Run one statement: `await db.execute(sql, params)`.
+
+        A plain method handing back the connection's own coroutine rather than a coroutine of
+        its own: one frame fewer per statement. A released lease refuses at the call.
+        """
+        return self._live().execute(sql, params)
 
     async def batch(self, statements: Sequence[Statement]) -> list[ResultSet]:
         """Run statements atomically."""
@@ -125,25 +129,32 @@ class Lease:
         self._pool: TenantPool | None = None
         self._lease: PooledConnection | None = None
 
+    def enter_now(self) -> PooledConnection | None:
+        """`__aenter__` without a coroutine when an idle connection of an open pool is there
+        (the warm case), else None: then `__aenter__` does the rest (create, wait, breaker)."""
+        acquired = self._manager._acquire_now(self._tenant_id)
+        if acquired is None:
+            return None
+        return self._leased(*acquired)
+
+    def _leased(self, pool: TenantPool, connection: Connection) -> PooledConnection:
+        self._pool = pool
+        self._lease = lease = PooledConnection(self._tenant_id, connection, pool.gate)
+        return lease
+
     async def __aenter__(self) -> PooledConnection:
         manager = self._manager
         acquired = manager._acquire_now(self._tenant_id)
         if acquired is None:
             acquired = await manager._acquire(self._tenant_id)
-        pool, connection = acquired
-        self._pool = pool
-        self._lease = PooledConnection(self._tenant_id, connection, pool.gate)
-        return self._lease
+        return self._leased(*acquired)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def exit_now(self, exc: BaseException | None) -> Coroutine[Any, Any, None] | None:
+        """`__aexit__` without a coroutine: give the connection back, and hand back the close
+        to await when it must be closed instead (retired pool, closed connection), else None."""
         pool, lease = self._pool, self._lease
         if pool is None or lease is None:
-            return
+            return None
         self._pool = self._lease = None
         manager = self._manager
         # Only while some tenant's breaker has a failure on record, or on a failure: the
@@ -151,5 +162,16 @@ class Lease:
         if manager.breakers.watching or (exc is not None and isinstance(exc, DatabaseUnreachable)):
             manager._lease_ended(self._tenant_id, exc)
         connection = lease._release()
-        if manager._check_in(pool, connection):  # no coroutine unless it must be closed
-            await manager._close_connection(connection, pool)
+        if manager._check_in(pool, connection):
+            return manager._close_connection(connection, pool)
+        return None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        closing = self.exit_now(exc)
+        if closing is not None:
+            await closing

@@ -107,7 +107,8 @@ class PoolManager(TenantPools):
             return None
         self._pools.move_to_end(tenant_id)
         self._counters.acquisitions += 1
-        pool.last_used = self._clock()
+        # No clock read: a pool with a connection in use is never reaped, and the check-in
+        # stamps `last_used`.
         connection, _ = pool.idle.pop()
         pool.in_use += 1
         return pool, connection
@@ -232,8 +233,9 @@ class PoolManager(TenantPools):
                 waiter.set_result(connection)
                 return False
         pool.idle.append((connection, now))
-        # A request waiting for room under the global cap may close it to make that room.
-        self._wake_one(self._waiters)
+        if self._waiters:
+            # A request waiting for room under the global cap may close it to make that room.
+            self._wake_one(self._waiters)
         return False
 
     # -- pools ----------------------------------------------------------------------------
