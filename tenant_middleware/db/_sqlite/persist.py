@@ -80,7 +80,7 @@ class _Library:
         # `executescript` releases and takes back the GIL twice per statement.
         released = ctypes.CDLL(_sqlite3.__file__)
         self.exec = released.sqlite3_exec
-        self.exec.argtypes = [ctypes.c_void_p, ctypes.c_char_p] + [ctypes.c_void_p] * 3
+        self.exec.argtypes = [ctypes.c_void_p, ctypes.c_char_p, *[ctypes.c_void_p] * 3]
         self.exec.restype = ctypes.c_int
         # The schema cookie: a few microseconds each, with the GIL kept.
         self.prepare = lib.sqlite3_prepare_v2
