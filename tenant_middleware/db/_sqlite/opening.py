@@ -1,8 +1,11 @@
 """Opening a `sqlite3.Connection` for `SQLiteConnection`, on a lifecycle thread (a job).
 
 The file is opened (created unless `create=False`), told to keep its WAL files at the last
-close where that is possible (`persist`), and set up in one `executescript`: WAL mode, the
-pragmas, the schema read, each statement one GIL release instead of two or three.
+close where that is possible (`persist`), and set up by one script: WAL mode, the pragmas, the
+schema read. Where `persist` validated the handle the script runs in one `sqlite3_exec` (one
+GIL release for all of it) and the schema cookie is read through the handle; otherwise, or if
+that call fails, through `executescript` (each statement one GIL release instead of two or
+three through `execute`).
 """
 
 from __future__ import annotations
@@ -110,9 +113,10 @@ def _uri(target: str, mode: str) -> tuple[str, str]:
 
 
 def _setup_script(inline: bool) -> str:
-    # One executescript: one GIL release per statement instead of two or three through
-    # execute() and fetchall(). Each is a GIL hand-off the loop's thread may have to wait for
-    # while it runs Python code (BENCHMARKS.md 11g); all of them are idempotent.
+    # One script: one GIL release in all (`sqlite3_exec`) or per statement (`executescript`),
+    # instead of two or three through execute() and fetchall(). Each is a GIL hand-off the
+    # loop's thread may have to wait for (BENCHMARKS.md 11g, 11k); all of them are idempotent,
+    # so a failed native run can run again through sqlite3.
     statements = ["PRAGMA journal_mode = WAL"]
     if inline:
         statements.append("PRAGMA wal_autocheckpoint = 0")

@@ -17,6 +17,10 @@ otherwise it does nothing and SQLite's default stands (correct, only slower):
   VFS (`sqlite3.pVfs`, checked before any API call gets the pointer), the handle's main file
   is the path just opened (`sqlite3_db_filename`), and the flag reads back as set.
 
+The same validated handle (`native`) lets `opening` run a new connection's setup script in one
+`sqlite3_exec` and read its schema cookie without the `sqlite3` module's per-statement GIL
+hand-offs.
+
 A kept WAL is emptied at that last close (a `journal_size_limit` is set, and SQLite truncates
 a persisted WAL at close when there is one), so no stale frames wait next to a file replaced or
 recreated later. Other processes (a second uvicorn worker, the CLI, the sqlite3 shell) need
