@@ -86,7 +86,8 @@ class _Library:
         self.exec = released.sqlite3_exec
         self.exec.argtypes = [ctypes.c_void_p, ctypes.c_char_p, *[ctypes.c_void_p] * 3]
         self.exec.restype = ctypes.c_int
-        # The schema cookie: a few microseconds each, with the GIL kept.
+        # The schema cookie: preparing a pragma on the schema the script loaded takes a few
+        # microseconds, with the GIL kept.
         self.prepare = lib.sqlite3_prepare_v2
         self.prepare.argtypes = [
             ctypes.c_void_p,
@@ -96,7 +97,9 @@ class _Library:
             ctypes.c_void_p,
         ]
         self.prepare.restype = ctypes.c_int
-        self.step = lib.sqlite3_step
+        # Stepping may meet a lock and call the busy handler, which sleeps (a connection kept
+        # off the loop keeps its real busy timeout): never with the GIL held.
+        self.step = released.sqlite3_step
         self.step.argtypes, self.step.restype = [ctypes.c_void_p], ctypes.c_int
         self.column_int64 = lib.sqlite3_column_int64
         self.column_int64.argtypes = [ctypes.c_void_p, ctypes.c_int]
