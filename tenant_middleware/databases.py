@@ -51,7 +51,8 @@ class TenantDatabases:
         self._retry_after = retry_after
         self._follower: ChangeFollower | None = None
         self._locations: dict[str, DatabaseLocation] = {}
-        self._identities: dict[str, tuple[Identity, int]] = {}
+        # tenant id -> (the context checked, the identity it recorded, the schema cookie then)
+        self._identities: dict[str, tuple[TenantContext, Identity, int]] = {}
 
     def follow(self, follower: ChangeFollower) -> None:
         """Let cached contexts stand in for control-plane reads while `follower` keeps up.
@@ -132,14 +133,21 @@ class TenantDatabases:
         # this runtime last found (or wrote) the same identity. Another process writes only
         # its own context's identity, and a context that changes changes `wanted`; a file
         # recreated here is checked again (`_recreate` forgets it).
-        wanted = Identity.of(current)
         version = self._schema.known_version(tenant_id)
-        if version is not None and self._identities.get(tenant_id) == (wanted, version):
+        remembered = self._identities
+        entry = remembered.get(tenant_id)
+        # The very context object found last time (contexts are frozen) derives the identity
+        # remembered: no deriving it again on every open.
+        if (
+            version is not None
+            and entry is not None
+            and entry[2] == version
+            and (entry[0] is current or entry[1] == Identity.of(current))
+        ):
             return
         await record_identity(connection, current)
         if version is not None:
-            remembered = self._identities
             remembered.pop(tenant_id, None)
-            remembered[tenant_id] = (wanted, version)
+            remembered[tenant_id] = (current, Identity.of(current), version)
             if len(remembered) > MAX_REMEMBERED:
                 del remembered[next(iter(remembered))]

@@ -37,6 +37,7 @@ class SchemaService:
         self.packages = check_packages(packages)
         self._by_name = {package.name: package for package in self.packages}
         self.defaults = tuple(p for p in self.packages if not p.optional)
+        self._default_names = tuple(p.name for p in self.defaults)
         # tenant id -> (the packages, its database's schema_version) when last found up to date.
         self._up_to_date: dict[str, tuple[tuple[str, ...], int]] = {}
 
@@ -84,8 +85,15 @@ class SchemaService:
         `verify` reads the ledger regardless and records the versions found even when nothing
         was pending (so the control plane's records can answer the next fleet pass).
         """
-        targets = tuple(packages) if packages is not None else await self.packages_for(tenant_id)
-        names = tuple(p.name for p in targets)
+        if packages is None and len(self.defaults) == len(self.packages):
+            # Every pool opening comes here: no optional packages, no coroutine or names to
+            # build (what `packages_for` would answer).
+            targets, names = self.defaults, self._default_names
+        else:
+            targets = (
+                tuple(packages) if packages is not None else await self.packages_for(tenant_id)
+            )
+            names = tuple(p.name for p in targets)
         version = await _schema_version(connection)
         if (
             not verify

@@ -197,3 +197,46 @@ async def test_a_new_connection_hands_its_schema_cookie_over_once(tmp_path: Path
         await read_only.close()
     finally:
         await connection.close()
+
+
+def test_a_validated_handle_runs_a_script_in_one_call_and_reads_the_schema_cookie(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "native.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        handle = persist.native(db, str(path))
+        assert handle is not None
+        assert handle.run_script(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (x); PRAGMA user_version = 7"
+        )
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert handle.schema_version() == db.execute("PRAGMA schema_version").fetchone()[0] == 1
+        # A failing script raises nothing here: the caller runs it again through sqlite3.
+        assert not handle.run_script("CREATE TABLE t (x)")
+        assert not db.in_transaction
+    finally:
+        db.close()
+    other = sqlite3.connect(":memory:")
+    assert persist.native(other, str(path)) is None  # not the file named
+    other.close()
+
+
+async def test_an_existing_file_opened_without_create_gets_the_whole_setup(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "setup.db"
+    sqlite3.connect(path).close()  # a rollback-journal file: the setup switches it to WAL
+    conn = await SQLiteConnection.open(path, create=False)
+    try:
+        assert (await conn.execute("PRAGMA journal_mode")).scalar() == "wal"
+        assert (await conn.execute("PRAGMA journal_size_limit")).scalar() == (
+            persist.JOURNAL_SIZE_LIMIT
+        )
+        assert (await conn.execute("PRAGMA foreign_keys")).scalar() == 1
+        assert (await conn.execute("PRAGMA synchronous")).scalar() == 1  # NORMAL
+        assert (await conn.execute("PRAGMA busy_timeout")).scalar() == 0
+        assert (await conn.execute("PRAGMA wal_autocheckpoint")).scalar() == 0
+        assert conn.take_schema_version_at_open() == 0
+    finally:
+        await conn.close()

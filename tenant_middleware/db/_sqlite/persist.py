@@ -17,6 +17,10 @@ otherwise it does nothing and SQLite's default stands (correct, only slower):
   VFS (`sqlite3.pVfs`, checked before any API call gets the pointer), the handle's main file
   is the path just opened (`sqlite3_db_filename`), and the flag reads back as set.
 
+The same validated handle (`native`) lets `opening` run a new connection's setup script in one
+`sqlite3_exec` and read its schema cookie without the `sqlite3` module's per-statement GIL
+hand-offs.
+
 A kept WAL is emptied at that last close (a `journal_size_limit` is set, and SQLite truncates
 a persisted WAL at close when there is one), so no stale frames wait next to a file replaced or
 recreated later. Other processes (a second uvicorn worker, the CLI, the sqlite3 shell) need
@@ -32,12 +36,14 @@ import sys
 import threading
 
 SQLITE_OK = 0
+SQLITE_ROW = 100
 SQLITE_FCNTL_PERSIST_WAL = 10
 # CPython versions whose `pysqlite_Connection` is known to start with `sqlite3 *db`.
 KNOWN_LAYOUTS = ((3, 8), (3, 13))
 # The WAL may grow to this between checkpoints without being truncated; any limit at all makes
 # SQLite empty a persisted WAL at the last close.
 JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+KEEP_WAL_LIMIT = f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}"
 
 
 def layout_known(implementation: str, version: tuple[int, int]) -> bool:
@@ -74,6 +80,32 @@ class _Library:
             ctypes.c_void_p,
         ]
         self.file_control.restype = ctypes.c_int
+        # The setup script in one call through a CDLL: one GIL release for all of it, where
+        # `executescript` releases and takes back the GIL twice per statement.
+        released = ctypes.CDLL(_sqlite3.__file__)
+        self.exec = released.sqlite3_exec
+        self.exec.argtypes = [ctypes.c_void_p, ctypes.c_char_p, *[ctypes.c_void_p] * 3]
+        self.exec.restype = ctypes.c_int
+        # The schema cookie: preparing a pragma on the schema the script loaded takes a few
+        # microseconds, with the GIL kept.
+        self.prepare = lib.sqlite3_prepare_v2
+        self.prepare.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_void_p),
+            ctypes.c_void_p,
+        ]
+        self.prepare.restype = ctypes.c_int
+        # Stepping may meet a lock and call the busy handler, which sleeps (a connection kept
+        # off the loop keeps its real busy timeout): never with the GIL held.
+        self.step = released.sqlite3_step
+        self.step.argtypes, self.step.restype = [ctypes.c_void_p], ctypes.c_int
+        self.column_int64 = lib.sqlite3_column_int64
+        self.column_int64.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        self.column_int64.restype = ctypes.c_int64
+        self.finalize = lib.sqlite3_finalize
+        self.finalize.argtypes, self.finalize.restype = [ctypes.c_void_p], ctypes.c_int
         self.pointer_size = ctypes.sizeof(ctypes.c_void_p)
         self.head_size = sys.getsizeof(object())  # PyObject_HEAD: refcount and type
 
@@ -105,6 +137,23 @@ class _Library:
         query = ctypes.c_int(-1)  # -1 asks for the current setting
         rc = self.file_control(pointer, b"main", SQLITE_FCNTL_PERSIST_WAL, ctypes.byref(query))
         return bool(rc == SQLITE_OK and query.value == 1)
+
+    def run_script(self, pointer: int, script: bytes) -> bool:
+        """Run autocommit statements that return nothing; False on any error (nothing raised)."""
+        return bool(self.exec(pointer, script, None, None, None) == SQLITE_OK)
+
+    def schema_version(self, pointer: int) -> int | None:
+        """`PRAGMA schema_version`, or None if it did not answer with a row."""
+        ctypes = self.ctypes
+        statement = ctypes.c_void_p()
+        if self.prepare(pointer, b"PRAGMA schema_version", -1, ctypes.byref(statement), None):
+            return None
+        try:
+            if self.step(statement) != SQLITE_ROW:
+                return None
+            return int(self.column_int64(statement, 0))
+        finally:
+            self.finalize(statement)
 
 
 _library: _Library | None = None
@@ -138,17 +187,47 @@ def available() -> bool:
     return _load() is not None
 
 
+class Native:
+    """A validated `sqlite3*` of one connection, and the calls made on it while opening."""
+
+    __slots__ = ("_library", "_pointer")
+
+    def __init__(self, library: _Library, pointer: int) -> None:
+        self._library = library
+        self._pointer = pointer
+
+    def run_script(self, script: str) -> bool:
+        """Run `script` (statements without results) with the GIL released once; False if
+        any failed, for the caller to run it again through `sqlite3` for the error."""
+        return self._library.run_script(self._pointer, script.encode())
+
+    def schema_version(self) -> int | None:
+        """The schema cookie, or None if it could not be read this way."""
+        return self._library.schema_version(self._pointer)
+
+
+def native(db: sqlite3.Connection, path: str) -> Native | None:
+    """`db`'s validated handle, or None (then only the `sqlite3` module may be used)."""
+    library = _load()
+    if library is None:
+        return None
+    pointer = library.handle(db, path)
+    return None if pointer is None else Native(library, pointer)
+
+
 def keep_wal(db: sqlite3.Connection, path: str) -> bool:
     """Make `db`'s last close keep (emptied) `-wal` and `-shm` files; False if it cannot.
 
     Call it on the thread that opened `db`, right after opening `path`, before anything else
     uses the connection. A False leaves the connection exactly as SQLite opened it.
     """
-    library = _load()
-    if library is None:
+    handle = native(db, path)
+    if handle is None or not persist_wal(handle):
         return False
-    pointer = library.handle(db, path)
-    if pointer is None or not library.persist(pointer):
-        return False
-    db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}").fetchall()
+    db.execute(KEEP_WAL_LIMIT).fetchall()
     return True
+
+
+def persist_wal(handle: Native) -> bool:
+    """Set the flag on a validated handle; the caller then runs `KEEP_WAL_LIMIT`."""
+    return handle._library.persist(handle._pointer)
