@@ -108,6 +108,21 @@ class TenantCache(Generic[K]):
             return None
         return MISS
 
+    def hit(self, key: K) -> TenantContext | None:
+        """The key's tenant if it is cached and unexpired, else None (a miss, or a negative or
+        expired entry: `peek` and `get` tell those apart).
+
+        The cached request path's one look: no `MISS` to test the answer against.
+        """
+        positive = self._positive
+        entry = positive.get(key)
+        if entry is not None and entry[1] > self._clock():
+            if len(positive) > self._recency_from:
+                positive.move_to_end(key)
+            self._hits += 1
+            return entry[0]
+        return None
+
     async def get(self, key: K) -> TenantContext | None:
         """Return the tenant for `key`, loading it on a miss (one load per key at a time)."""
         now = self._clock()

@@ -116,12 +116,23 @@ class ResponseLeases(LeaseScope):
         self.started: str | None = None
 
     def send(self, message: Message) -> Awaitable[None]:
-        """The app's `send`: note the message, hand back the server's `send(message)`.
+        """The app's `send` of an HTTP request: note the start, hand back the server's
+        `send(message)`.
 
         Not a coroutine, and a method rather than `__call__` (a bound method's call is the
         interpreter's fast path): a message costs no frame of ours to await, except the one
-        that ends a response holding leases.
+        that ends a response holding leases. An HTTP response starts once, so after its
+        start a message is only checked for leases to give back.
         """
+        if self._held:
+            return self.send_socket(message)
+        if self.started is None and message["type"] == "http.response.start":
+            self.started = "http.response.start"
+        return self._send(message)
+
+    def send_socket(self, message: Message) -> Awaitable[None]:
+        """The app's `send` of a WebSocket (and of an HTTP response holding leases): note
+        every message that accepts, closes or answers it, as `send` does."""
         kind = message["type"]
         if kind in RESPONSE_STARTING:
             self.started = kind

@@ -78,9 +78,10 @@ class TenancyMiddleware:
         if self._excluded_exact and self._is_excluded(scope):
             await self.app(scope, receive, send)
             return
+        tenancy = self.tenancy
         try:
-            if not self.tenancy.started:
-                await self.tenancy.start()
+            if not tenancy.started:
+                await tenancy.start()
             # A cached tenant named by sources that need no I/O is resolved without a
             # coroutine; anything else (a miss, a token to verify) goes the awaited way.
             resolution = self._resolve_now(scope)
@@ -95,9 +96,11 @@ class TenancyMiddleware:
             scope["state"] = state = {}
         state["tenant"] = tenant
         leases = ResponseLeases(send)
-        token = _current.set((tenant, self.tenancy, leases, state.get(CLAIMS_STATE)))
+        token = _current.set((tenant, tenancy, leases, state.get(CLAIMS_STATE)))
         try:
-            await self.app(scope, receive, leases.send)
+            await self.app(
+                scope, receive, leases.send if scope_type == "http" else leases.send_socket
+            )
         except TenancyError as error:
             # One rule for whatever failed below the request (the tenant's database or
             # server, the control plane): the contract's answer, unless the app already

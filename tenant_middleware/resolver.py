@@ -83,6 +83,7 @@ class Resolver:
             else:
                 self.resolve_now = self._resolve_chain_now
         self._cache = cache
+        self._hit = cache.hit
         self._tenant_required = tenant_required
         self._retry_after = retry_after
         self._auto_provision = auto_provision
@@ -98,8 +99,8 @@ class Resolver:
         key = self._single_now(scope)
         if key is None:
             return self._without_key(scope)
-        tenant = self._cache.peek((self._single_name, key))
-        if not isinstance(tenant, TenantContext):
+        tenant = self._hit((self._single_name, key))
+        if tenant is None:
             return None  # a miss, or a negative entry: `resolve` decides
         if tenant.status is _ACTIVE:
             return tenant, scope
@@ -121,8 +122,8 @@ class Resolver:
                 others.append((source, key))
         if first_source is None or first_key is None:
             return self._without_key(scope)
-        tenant = self._cache.peek((first_source.name, first_key))
-        if not isinstance(tenant, TenantContext):
+        tenant = self._hit((first_source.name, first_key))
+        if tenant is None:
             return None
         if others is not None:
             for _source, key in others:

@@ -232,3 +232,40 @@ async def test_tenants_used_since_the_cache_passed_half_full_outlive_the_untouch
     assert cache.peek(t2) is MISS
     assert cache.peek(t0) == tenants[t0]
     assert cache.stats().evictions == 2
+
+
+async def test_hit_answers_only_a_fresh_positive_entry(registry: Registry, clock: Clock) -> None:
+    cache = make_cache(registry, clock)
+    acme, nope = TenantKey("slug", "acme"), TenantKey("slug", "nope")
+    assert cache.hit(acme) is None  # never loaded
+    await cache.get(acme)
+    await cache.get(nope)  # a negative entry
+    assert cache.hit(acme) is ACME
+    assert cache.hit(nope) is None
+    assert cache.peek(nope) is None  # the negative entry is still there for `peek`
+    stats = cache.stats()
+    assert (stats.hits, stats.negative_hits) == (1, 1)  # `hit` counted no negative hit
+    clock.now += 61
+    assert cache.hit(acme) is None  # expired
+    assert cache.peek(acme) is MISS
+    assert cache.stats().hits == 1
+
+
+async def test_hit_reorders_the_lru_past_half_full_as_peek_does() -> None:
+    tenants = {
+        TenantKey("slug", f"t{n}"): TenantContext(
+            id=f"00000000-0000-4000-8000-00000000000{n}", slug=f"t{n}", status=TenantStatus.ACTIVE
+        )
+        for n in range(5)
+    }
+    cache: TenantCache[TenantKey] = TenantCache(
+        Registry(tenants), ttl=60, negative_ttl=5, max_entries=4, clock=Clock()
+    )
+    t0, t1, t2, t3, t4 = tenants
+    for key in (t0, t1, t2):
+        await cache.get(key)
+    assert cache.hit(t0) is tenants[t0]  # past half full: t0 becomes the most recent
+    await cache.get(t3)
+    await cache.get(t4)  # over full: t1, the oldest untouched, goes
+    assert cache.hit(t1) is None
+    assert cache.hit(t0) is tenants[t0]

@@ -165,6 +165,7 @@ class HostSource(ABC):
     def __init__(self, *, base_domains: Iterable[str], trusted_proxies: Iterable[str] = ()) -> None:
         self._bases, self._suffixes = base_domain_suffixes(base_domains)
         self._proxies = TrustedProxies(trusted_proxies)
+        self._proxied = bool(self._proxies)  # read per request: one attribute, not two
         self._memo: dict[bytes, TenantKey | None] = {}
 
     async def identify(self, scope: Scope) -> TenantKey | None:
@@ -173,8 +174,7 @@ class HostSource(ABC):
 
     def identify_now(self, scope: Scope) -> TenantKey | None:
         """`identify` without a coroutine (see `ImmediateSource`)."""
-        proxies = self._proxies
-        if proxies.networks and proxies.contains(scope):
+        if self._proxied and self._proxies.contains(scope):
             raw = _proxied_host(scope)
         else:
             # `raw_header(scope, b"host")`, inlined: this runs on every request.
