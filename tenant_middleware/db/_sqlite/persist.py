@@ -34,6 +34,10 @@ import os
 import sqlite3
 import sys
 import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ctypes
 
 SQLITE_OK = 0
 SQLITE_ROW = 100
@@ -52,6 +56,13 @@ def layout_known(implementation: str, version: tuple[int, int]) -> bool:
     return implementation == "cpython" and low <= version <= high
 
 
+def _bind(lib: ctypes.CDLL, name: str, restype: Any, *argtypes: Any) -> ctypes._NamedFuncPointer:
+    """The library's function `name`, declared with its result and argument types."""
+    function = lib[name]
+    function.argtypes, function.restype = argtypes, restype
+    return function
+
+
 class _Library:
     """The ctypes view of the libsqlite3 that `_sqlite3` calls."""
 
@@ -64,48 +75,25 @@ class _Library:
         # PyDLL: the calls are short and keep the GIL (no hand-off to another thread).
         lib = ctypes.PyDLL(_sqlite3.__file__)
         self.ctypes = ctypes
-        version = lib.sqlite3_libversion
-        version.argtypes, version.restype = [], ctypes.c_char_p
-        self.version: str = (version() or b"").decode()
-        self.vfs_find = lib.sqlite3_vfs_find
-        self.vfs_find.argtypes, self.vfs_find.restype = [ctypes.c_char_p], ctypes.c_void_p
-        self.filename = lib.sqlite3_db_filename
-        self.filename.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        self.filename.restype = ctypes.c_char_p
-        self.file_control = lib.sqlite3_file_control
-        self.file_control.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_char_p,
-            ctypes.c_int,
-            ctypes.c_void_p,
-        ]
-        self.file_control.restype = ctypes.c_int
+        pointer, c_int, text = ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p
+        self.version: str = (_bind(lib, "sqlite3_libversion", text)() or b"").decode()
+        self.vfs_find = _bind(lib, "sqlite3_vfs_find", pointer, text)
+        self.filename = _bind(lib, "sqlite3_db_filename", text, pointer, text)
+        self.file_control = _bind(lib, "sqlite3_file_control", c_int, pointer, text, c_int, pointer)
         # The setup script in one call through a CDLL: one GIL release for all of it, where
         # `executescript` releases and takes back the GIL twice per statement.
         released = ctypes.CDLL(_sqlite3.__file__)
-        self.exec = released.sqlite3_exec
-        self.exec.argtypes = [ctypes.c_void_p, ctypes.c_char_p, *[ctypes.c_void_p] * 3]
-        self.exec.restype = ctypes.c_int
+        self.exec = _bind(released, "sqlite3_exec", c_int, pointer, text, pointer, pointer, pointer)
         # The schema cookie: preparing a pragma on the schema the script loaded takes a few
         # microseconds, with the GIL kept.
-        self.prepare = lib.sqlite3_prepare_v2
-        self.prepare.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_char_p,
-            ctypes.c_int,
-            ctypes.POINTER(ctypes.c_void_p),
-            ctypes.c_void_p,
-        ]
-        self.prepare.restype = ctypes.c_int
+        self.prepare = _bind(
+            lib, "sqlite3_prepare_v2", c_int, pointer, text, c_int, ctypes.POINTER(pointer), pointer
+        )
         # Stepping may meet a lock and call the busy handler, which sleeps (a connection kept
         # off the loop keeps its real busy timeout): never with the GIL held.
-        self.step = released.sqlite3_step
-        self.step.argtypes, self.step.restype = [ctypes.c_void_p], ctypes.c_int
-        self.column_int64 = lib.sqlite3_column_int64
-        self.column_int64.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        self.column_int64.restype = ctypes.c_int64
-        self.finalize = lib.sqlite3_finalize
-        self.finalize.argtypes, self.finalize.restype = [ctypes.c_void_p], ctypes.c_int
+        self.step = _bind(released, "sqlite3_step", c_int, pointer)
+        self.column_int64 = _bind(lib, "sqlite3_column_int64", ctypes.c_int64, pointer, c_int)
+        self.finalize = _bind(lib, "sqlite3_finalize", c_int, pointer)
         self.pointer_size = ctypes.sizeof(ctypes.c_void_p)
         self.head_size = sys.getsizeof(object())  # PyObject_HEAD: refcount and type
 
