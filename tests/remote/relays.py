@@ -143,6 +143,17 @@ def certificate_for(directory: Path, *names: str) -> Certificate:
     return Certificate(cert_file, key_file)
 
 
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request with a `Content-Length` body: its head and body as sent."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    return head + await reader.readexactly(length)
+
+
 @contextlib.asynccontextmanager
 async def answering(respond: Callable[[bytes], bytes]) -> AsyncIterator[int]:
     """A server that reads one request head and body, writes `respond(request)`, and closes.
@@ -152,14 +163,7 @@ async def answering(respond: Callable[[bytes], bytes]) -> AsyncIterator[int]:
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                int(line.split(b":", 1)[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            )
-            body = await reader.readexactly(length)
-            writer.write(respond(head + body))
+            writer.write(respond(await _read_request(reader)))
             await writer.drain()
         finally:
             writer.close()
@@ -193,14 +197,7 @@ async def keeping(respond: Callable[[bytes], bytes]) -> AsyncIterator[Answering]
         state.accepted += 1
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                body = await reader.readexactly(length)
-                writer.write(respond(head + body))
+                writer.write(respond(await _read_request(reader)))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client closed the connection
