@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
+import json
 import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -141,6 +142,32 @@ def certificate_for(directory: Path, *names: str) -> Certificate:
         )
     )
     return Certificate(cert_file, key_file)
+
+
+def pipeline_answer(value: str) -> bytes:
+    """sqld's answer to a one-statement pipeline: a text column `v` holding `value`, then the
+    stream's close."""
+    return json.dumps(
+        {
+            "baton": None,
+            "base_url": None,
+            "results": [
+                {
+                    "type": "ok",
+                    "response": {
+                        "type": "execute",
+                        "result": {
+                            "cols": [{"name": "v", "decltype": None}],
+                            "rows": [[{"type": "text", "value": value}]],
+                            "affected_row_count": 0,
+                            "last_insert_rowid": None,
+                        },
+                    },
+                },
+                {"type": "ok", "response": {"type": "close"}},
+            ],
+        }
+    ).encode()
 
 
 async def _read_request(reader: asyncio.StreamReader) -> bytes:

@@ -5,7 +5,6 @@ server gives."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import pytest
 from tenant_middleware.db import HttpxTransport, PooledTransport
 from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import DatabaseAuthError, DatabaseError
-from tests.remote.relays import Relay, answering, certificate_for, relay_to
+from tests.remote.relays import Relay, answering, certificate_for, pipeline_answer, relay_to
 from tests.sqld import HOST_SUFFIX, SqldServer
 
 
@@ -151,32 +150,8 @@ async def test_tls_names_the_database_host_while_connecting_elsewhere(
                 await wrong_name.execute("SELECT 1")
 
 
-def _pipeline_answer(value: str) -> bytes:
-    return json.dumps(
-        {
-            "baton": None,
-            "base_url": None,
-            "results": [
-                {
-                    "type": "ok",
-                    "response": {
-                        "type": "execute",
-                        "result": {
-                            "cols": [{"name": "v", "decltype": None}],
-                            "rows": [[{"type": "text", "value": value}]],
-                            "affected_row_count": 0,
-                            "last_insert_rowid": None,
-                        },
-                    },
-                },
-                {"type": "ok", "response": {"type": "close"}},
-            ],
-        }
-    ).encode()
-
-
 async def test_a_chunked_answer_is_read_whole() -> None:
-    body = _pipeline_answer("chunked")
+    body = pipeline_answer("chunked")
     chunks = b"".join(
         f"{len(part):x}\r\n".encode() + part + b"\r\n"
         for part in (body[:10], body[10:50], body[50:])
@@ -211,7 +186,7 @@ def recording_ok(seen: list[bytes]) -> Callable[[bytes], bytes]:
 
     def respond(request: bytes) -> bytes:
         seen.append(request)
-        body = _pipeline_answer("ok")
+        body = pipeline_answer("ok")
         return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
     return respond

@@ -3,7 +3,6 @@ answers it parses itself, the ones it hands to h11, and the broken ones."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import pytest
@@ -11,29 +10,9 @@ import pytest
 from tenant_middleware.db import PooledTransport
 from tenant_middleware.db._hrana.connection import HranaClient, RemoteConnection
 from tenant_middleware.errors import DatabaseError
-from tests.remote.relays import answering, keeping
+from tests.remote.relays import answering, keeping, pipeline_answer
 
-SELECT_ANSWER = json.dumps(
-    {
-        "baton": None,
-        "base_url": None,
-        "results": [
-            {
-                "type": "ok",
-                "response": {
-                    "type": "execute",
-                    "result": {
-                        "cols": [{"name": "v", "decltype": None}],
-                        "rows": [[{"type": "text", "value": "ok"}]],
-                        "affected_row_count": 0,
-                        "last_insert_rowid": None,
-                    },
-                },
-            },
-            {"type": "ok", "response": {"type": "close"}},
-        ],
-    }
-).encode()
+SELECT_ANSWER = pipeline_answer("ok")
 
 
 def answer(head: bytes, body: bytes = SELECT_ANSWER) -> Callable[[bytes], bytes]:
