@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from typing import TYPE_CHECKING
 
@@ -10,11 +11,14 @@ import pytest
 
 from tenant_middleware.db._sqlite.connection import CHECKPOINT_EVERY
 from tenant_middleware.db._sqlite.inline import STEP_INTERVAL
+from tenant_middleware.db._sqlite.worker import RESTART_FRAMES
 from tenant_middleware.errors import DatabaseBusy
 from tests.db.conftest import Opener
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from tenant_middleware.db import SQLiteConnection
 
 # Millions of SQLite steps: far over the inline budget (2 x STEP_INTERVAL), ~0.1-1 s of work.
 LONG_COUNT = (
@@ -173,6 +177,44 @@ async def test_inline_writes_checkpoint_the_wal_on_a_worker(
     wal = tmp_path / "wal.db-wal"
     # SQLite's own autocheckpoint is off; without ours the WAL would hold every write's frame.
     assert wal.stat().st_size < CHECKPOINT_EVERY * 3 * page
+
+
+def _wal_salt(wal: Path) -> int:
+    # The WAL header's first salt: SQLite adds one to it each time the WAL is started over.
+    salt: int = struct.unpack(">I", wal.read_bytes()[16:20])[0]
+    return salt
+
+
+async def test_writes_overlapping_every_checkpoint_still_restart_the_wal(
+    open_db: Opener, tmp_path: Path
+) -> None:
+    # Four connections to one file write in turn, as a tenant's pooled connections do under
+    # load: each one's checkpoint runs on a worker while the others keep appending, so a
+    # PASSIVE checkpoint never finds the WAL fully copied and SQLite never starts it over.
+    connections = [await open_db("busy.db") for _ in range(4)]
+    await connections[0].execute("CREATE TABLE t (x)")
+    page = int((await connections[0].execute("PRAGMA page_size")).scalar() or 0)
+    wal = tmp_path / "busy.db-wal"
+    salt = _wal_salt(wal)
+    writes = CHECKPOINT_EVERY * 10
+    largest = 0
+
+    async def write(conn: SQLiteConnection) -> None:
+        nonlocal largest
+        for i in range(writes):
+            await conn.execute("INSERT INTO t VALUES (?)", (i,))
+            await asyncio.sleep(0)
+            largest = max(largest, wal.stat().st_size)
+
+    await asyncio.gather(*(write(conn) for conn in connections))
+    assert (await connections[0].execute("SELECT count(*) FROM t")).scalar() == 4 * writes
+    restarts = _wal_salt(wal) - salt
+    # Each round of checkpoints (the four reach CHECKPOINT_EVERY together) finds it past
+    # RESTART_FRAMES; how many frames pile up meanwhile depends on the disk's fsync, so the
+    # bound is loose: without restarts the WAL holds all 8,000 writes' frames (~33 MB).
+    assert RESTART_FRAMES < 4 * CHECKPOINT_EVERY
+    assert restarts >= 3
+    assert largest < 4 * writes * (page + 24) / 2
 
 
 async def test_thread_only_connections_never_run_statements_on_the_loop(

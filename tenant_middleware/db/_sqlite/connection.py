@@ -184,7 +184,8 @@ class SQLiteConnection(TransactionalConnection):
         self._writes += 1
         if self._writes >= CHECKPOINT_EVERY and self._cap is not None and not self._closed:
             self._writes = 0
-            self._submit(_worker.checkpoint).add_done_callback(_ignore_failure)
+            checkpoint = self._submit(_worker.checkpoint, self._busy_pragma)
+            checkpoint.add_done_callback(_ignore_failure)
 
     # -- statements -----------------------------------------------------------------------
     async def execute(self, sql: str, params: Params = ()) -> ResultSet:

@@ -29,6 +29,12 @@ logger = logging.getLogger("tenant_middleware.pool")
 
 MEMORY = ":memory:"
 NO_WAIT = "PRAGMA busy_timeout = 0"
+# A WAL still holding this many frames after a PASSIVE checkpoint is started over (2 MiB of
+# 4 KiB pages: under `persist.JOURNAL_SIZE_LIMIT`, so SQLite never truncates it on the loop).
+RESTART_FRAMES = 512
+# How long restarting it may wait for the write lock (between two inline writes) or for
+# readers of the old frames, holding off writers meanwhile.
+RESTART_WAIT = "PRAGMA busy_timeout = 20"
 _FIRST = operator.itemgetter(0)
 
 
@@ -144,9 +150,24 @@ def rollback_to(db: sqlite3.Connection, savepoint: str) -> None:
         db.execute(f"RELEASE {savepoint}")
 
 
-def checkpoint(db: sqlite3.Connection) -> None:
-    """Copy what it can of the WAL into the database, without waiting for readers."""
-    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+def checkpoint(db: sqlite3.Connection, busy_pragma: str) -> None:
+    """Copy what it can of the WAL into the database, waiting for nobody; restart a long WAL.
+
+    A PASSIVE checkpoint leaves the WAL to be started over by the next write that finds it
+    all copied, which never comes while other connections' writes overlap every checkpoint:
+    the WAL then grows by every write (BENCHMARKS.md 11m), and SQLite truncates it on some
+    later commit, on the loop. So a WAL left long is restarted here: RESTART with no busy
+    wait takes the write lock only if it is free (inline writers meeting it go to a worker
+    for that moment) and gives up at once if a reader still needs the old frames.
+    """
+    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if frames < RESTART_FRAMES:
+        return
+    db.execute(RESTART_WAIT)
+    try:
+        db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+    finally:
+        db.execute(busy_pragma)
 
 
 def close_quietly(db: sqlite3.Connection) -> None:
