@@ -8,9 +8,11 @@
   INSERT) through `tenant_db()` on 8 tenants, each task yielding to the loop between operations
   as a request does on its I/O; inline and thread-only, plus inline with a ~150k-step query
   every 50 ms (over the cap: it moves to a worker), inline with SELECTs only, and the
-  heartbeat alone (what the shared machine itself adds). Besides p50/p99/max: the share of
-  ticks more than 2 ms late, and where those ticks' time went (the loop thread on a CPU,
-  waiting for one, or blocked).
+  heartbeat alone (what the shared machine itself adds); and the same mix without us, on the
+  same files, four connections a file: stdlib `sqlite3` called on the loop (the floor any
+  design that runs statements on the loop pays for the statements themselves) and aiosqlite.
+  Besides p50/p99/max: the share of ticks more than 2 ms late, and where those ticks' time
+  went (the loop thread on a CPU, waiting for one, or blocked).
 
 Run: `bench/.venv/bin/python bench/bench_dbpath.py [--quick] [--lateness-only]` (about a
 minute; `--lateness-only` skips the per-operation part and writes no results file).
@@ -286,6 +288,60 @@ async def lateness(
     return {"ops_per_s": ops / elapsed, **heart.summary()}
 
 
+async def driver_lateness(paths: list[Path], seconds: float, *, driver: str) -> dict[str, float]:
+    """The same 32 tasks' mix without us, four connections a file as a pool of four would be.
+
+    `stdlib`: `sqlite3` called on the loop, SQLite's own autocheckpoint on (the floor any
+    design running statements on the loop pays for the statements themselves); `aiosqlite`:
+    a thread per connection.
+    """
+    stop = False
+    ops = 0
+    heart = Heartbeat()
+
+    async def stdlib_task(i: int) -> None:
+        nonlocal ops
+        db = sqlite3.connect(paths[i % len(paths)], isolation_level=None)
+        db.execute("PRAGMA synchronous = NORMAL")
+        n = 0
+        while not stop:
+            if n % 5 == 4:
+                db.execute(INSERT)
+            else:
+                db.execute(SELECT, (2,)).fetchall()
+            n += 1
+            ops += 1
+            await asyncio.sleep(0)
+        db.close()
+
+    async def aiosqlite_task(i: int) -> None:
+        nonlocal ops
+        async with aiosqlite.connect(paths[i % len(paths)], isolation_level=None) as db:
+            await db.execute("PRAGMA synchronous = NORMAL")
+            n = 0
+            while not stop:
+                if n % 5 == 4:
+                    await db.execute(INSERT)
+                else:
+                    await db.execute_fetchall(SELECT, (2,))
+                n += 1
+                ops += 1
+                await asyncio.sleep(0)
+
+    task = stdlib_task if driver == "stdlib" else aiosqlite_task
+    gc.collect()
+    gc.freeze()
+    tasks = [asyncio.ensure_future(task(i)) for i in range(32)]
+    beat = asyncio.ensure_future(heart.run(lambda: stop))
+    start = time.perf_counter()
+    await asyncio.sleep(seconds)
+    stop = True
+    await asyncio.gather(*tasks, beat)
+    elapsed = time.perf_counter() - start
+    heart.close()
+    return {"ops_per_s": ops / elapsed, **heart.summary()}
+
+
 def _lateness_only_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lateness-only", action="store_true", help="skip the per-op part")
 
@@ -361,8 +417,12 @@ async def main() -> None:
         await ours.close()
         await ours_threads.close()
 
+        tenant_files = [inline.provisioner.locate(t.id).path for t in tenants]
+        paths = [path for path in tenant_files if path is not None]
         runs: dict[str, list[dict[str, float]]] = {
             "idle loop (machine noise)": [],
+            "stdlib sqlite3 on the loop (floor)": [],
+            "aiosqlite": [],
             "inline": [],
             "thread-only": [],
             "inline, heavy query": [],
@@ -370,6 +430,10 @@ async def main() -> None:
         }
         for _ in range(3):  # interleaved: the neighbours' load hits every variant alike
             runs["idle loop (machine noise)"].append(await idle_lateness(seconds))
+            runs["stdlib sqlite3 on the loop (floor)"].append(
+                await driver_lateness(paths, seconds, driver="stdlib")
+            )
+            runs["aiosqlite"].append(await driver_lateness(paths, seconds, driver="aiosqlite"))
             runs["inline"].append(await lateness(inline, tenants, seconds, heavy=False))
             runs["thread-only"].append(
                 await lateness(threaded, threaded_tenants, seconds, heavy=False)
