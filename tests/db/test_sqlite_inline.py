@@ -217,6 +217,28 @@ async def test_writes_overlapping_every_checkpoint_still_restart_the_wal(
     assert largest < 4 * writes * (page + 24) / 2
 
 
+async def test_a_reader_keeps_its_snapshot_while_writes_want_the_wal_restarted(
+    open_db: Opener,
+) -> None:
+    # The restart gives up (after a few ms) while a reader still needs the old frames: the
+    # writes all land, and the reader's transaction keeps seeing what it saw first.
+    writers = [await open_db("read.db") for _ in range(2)]
+    reader = await open_db("read.db")
+    await writers[0].execute("CREATE TABLE t (x)")
+    await writers[0].execute("INSERT INTO t VALUES (0)")
+    async with reader.transaction(write=False) as tx:
+        assert (await tx.execute("SELECT count(*) FROM t")).scalar() == 1
+
+        async def write(conn: SQLiteConnection) -> None:
+            for i in range(CHECKPOINT_EVERY * 5):
+                await conn.execute("INSERT INTO t VALUES (?)", (i,))
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(write(conn) for conn in writers))
+        assert (await tx.execute("SELECT count(*) FROM t")).scalar() == 1
+    assert (await reader.execute("SELECT count(*) FROM t")).scalar() == 1 + 2 * 5 * CHECKPOINT_EVERY
+
+
 async def test_thread_only_connections_never_run_statements_on_the_loop(
     open_db: Opener,
 ) -> None:

@@ -34,7 +34,7 @@ NO_WAIT = "PRAGMA busy_timeout = 0"
 RESTART_FRAMES = 512
 # How long restarting it may wait for the write lock (between two inline writes) or for
 # readers of the old frames, holding off writers meanwhile.
-RESTART_WAIT = "PRAGMA busy_timeout = 20"
+RESTART_WAIT = "PRAGMA busy_timeout = 5"
 _FIRST = operator.itemgetter(0)
 
 
