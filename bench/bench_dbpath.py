@@ -14,7 +14,7 @@
   Besides p50/p99/max: the share of ticks more than 2 ms late, and where those ticks' time
   went (the loop thread on a CPU, waiting for one, or blocked).
 
-Run: `bench/.venv/bin/python bench/bench_dbpath.py [--quick] [--lateness-only]` (about a
+Run: `bench/.venv/bin/python bench/bench_dbpath.py [--quick] [--lateness-only]` (about two
 minute; `--lateness-only` skips the per-operation part and writes no results file).
 """
 
