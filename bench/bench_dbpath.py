@@ -15,7 +15,7 @@
   went (the loop thread on a CPU, waiting for one, or blocked).
 
 Run: `bench/.venv/bin/python bench/bench_dbpath.py [--quick] [--lateness-only]` (about two
-minute; `--lateness-only` skips the per-operation part and writes no results file).
+minutes; `--lateness-only` skips the per-operation part and writes no results file).
 """
 
 from __future__ import annotations
