@@ -40,6 +40,8 @@ from tenant_middleware.telemetry import Instrumentation
 # The names of the annotations are imported at run time, not under TYPE_CHECKING, so that
 # `typing.get_type_hints` works on the public methods (FastAPI and docs tools call it).
 
+_ACTIVE = TenantStatus.ACTIVE
+
 
 @dataclass(frozen=True, slots=True)
 class TenancyStats:
@@ -176,8 +178,9 @@ class Tenancy:
         """
         if isinstance(tenant, str) or not self.started:
             return self._connect_slowly(tenant)
-        require_servable(tenant, retry_after=self.config.retry_after)
-        return self.pools.connection(tenant.id)
+        if tenant.status is not _ACTIVE:  # every tenant_db() comes here: no call for the rest
+            require_servable(tenant, retry_after=self.config.retry_after)
+        return self._parts.pools.connection(tenant.id)
 
     @asynccontextmanager
     async def _connect_slowly(self, tenant: TenantContext | str) -> AsyncIterator[PooledConnection]:

@@ -452,6 +452,23 @@ async def test_connect_refuses_a_tenant_without_a_ready_database(
     assert files_in(tenants_dir(tenancy)) == set()  # refused before any file was made
 
 
+@pytest.mark.parametrize("status", [TenantStatus.PROVISIONING, TenantStatus.FAILED])
+async def test_connect_refuses_a_context_without_a_ready_database(
+    make_tenancy: TenancyFactory, status: TenantStatus
+) -> None:
+    # By context on a started runtime (what tenant_db() does), not by slug: the fast path.
+    registry = MemoryRegistry()
+    tenancy = make_tenancy(registry=registry)
+    await tenancy.start()
+    tenant = await registry.create(
+        tenant_id="5f0e2a1c-9a3b-4c5d-8e7f-0a1b2c3d4e5f", slug="building", status=status
+    )
+    with pytest.raises(TenantUnavailable):
+        async with tenancy.connect(tenant):
+            pass
+    assert files_in(tenants_dir(tenancy)) == set()
+
+
 async def test_a_request_that_outlives_a_deletion_does_not_recreate_the_database(
     make_tenancy: TenancyFactory,
 ) -> None:

@@ -105,10 +105,6 @@ class PooledConnection:
         """End the lease early; the pool takes the connection back when the block exits."""
         self._released = True
 
-    def _release(self) -> Connection:
-        self._released = True
-        return self._connection
-
     def __repr__(self) -> str:
         state = "released" if self._released else "leased"
         return f"<PooledConnection tenant={self.tenant_id} {state}>"
@@ -135,7 +131,10 @@ class Lease:
         acquired = self._manager._acquire_now(self._tenant_id)
         if acquired is None:
             return None
-        return self._leased(*acquired)
+        pool, connection = acquired  # `_leased`, inlined: every warm tenant_db() runs this
+        self._pool = pool
+        self._lease = lease = PooledConnection(self._tenant_id, connection, pool.gate)
+        return lease
 
     def _leased(self, pool: TenantPool, connection: Connection) -> PooledConnection:
         self._pool = pool
@@ -161,7 +160,8 @@ class Lease:
         # common case costs one attribute read.
         if manager.breakers.watching or (exc is not None and isinstance(exc, DatabaseUnreachable)):
             manager._lease_ended(self._tenant_id, exc)
-        connection = lease._release()
+        lease._released = True  # `lease._release()`, inlined
+        connection = lease._connection
         if manager._check_in(pool, connection):
             return manager._close_connection(connection, pool)
         return None
