@@ -156,9 +156,9 @@ def checkpoint(db: sqlite3.Connection, busy_pragma: str) -> None:
     A PASSIVE checkpoint leaves the WAL to be started over by the next write that finds it
     all copied, which never comes while other connections' writes overlap every checkpoint:
     the WAL then grows by every write (BENCHMARKS.md 11m), and SQLite truncates it on some
-    later commit, on the loop. So a WAL left long is restarted here: RESTART with no busy
-    wait takes the write lock only if it is free (inline writers meeting it go to a worker
-    for that moment) and gives up at once if a reader still needs the old frames.
+    later commit, on the loop. So a WAL left long is restarted here: RESTART, waiting at most
+    `RESTART_WAIT` for the write lock (inline writers meeting it go to a worker for that
+    moment) and for readers that still need the old frames (then it gives up).
     """
     _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     if frames < RESTART_FRAMES:
