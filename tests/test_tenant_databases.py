@@ -438,35 +438,21 @@ async def test_tenant_db_outside_a_request_needs_a_scope_and_a_runtime(
 
 
 @pytest.mark.parametrize("status", [TenantStatus.PROVISIONING, TenantStatus.FAILED])
+@pytest.mark.parametrize("by_context", [False, True], ids=["by slug", "by context"])
 async def test_connect_refuses_a_tenant_without_a_ready_database(
-    make_tenancy: TenancyFactory, status: TenantStatus
+    make_tenancy: TenancyFactory, status: TenantStatus, by_context: bool
 ) -> None:
     registry = MemoryRegistry()
     tenancy = make_tenancy(registry=registry)
-    await registry.create(
-        tenant_id="5f0e2a1c-9a3b-4c5d-8e7f-0a1b2c3d4e5f", slug="building", status=status
-    )
-    with pytest.raises(TenantUnavailable):
-        async with tenancy.connect("building"):
-            pass
-    assert files_in(tenants_dir(tenancy)) == set()  # refused before any file was made
-
-
-@pytest.mark.parametrize("status", [TenantStatus.PROVISIONING, TenantStatus.FAILED])
-async def test_connect_refuses_a_context_without_a_ready_database(
-    make_tenancy: TenancyFactory, status: TenantStatus
-) -> None:
-    # By context on a started runtime (what tenant_db() does), not by slug: the fast path.
-    registry = MemoryRegistry()
-    tenancy = make_tenancy(registry=registry)
-    await tenancy.start()
     tenant = await registry.create(
         tenant_id="5f0e2a1c-9a3b-4c5d-8e7f-0a1b2c3d4e5f", slug="building", status=status
     )
+    if by_context:
+        await tenancy.start()  # a started runtime given a context: what tenant_db() does
     with pytest.raises(TenantUnavailable):
-        async with tenancy.connect(tenant):
+        async with tenancy.connect(tenant if by_context else "building"):
             pass
-    assert files_in(tenants_dir(tenancy)) == set()
+    assert files_in(tenants_dir(tenancy)) == set()  # refused before any file was made
 
 
 async def test_a_request_that_outlives_a_deletion_does_not_recreate_the_database(

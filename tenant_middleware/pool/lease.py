@@ -131,10 +131,7 @@ class Lease:
         acquired = self._manager._acquire_now(self._tenant_id)
         if acquired is None:
             return None
-        pool, connection = acquired  # `_leased`, inlined: every warm tenant_db() runs this
-        self._pool = pool
-        self._lease = lease = PooledConnection(self._tenant_id, connection, pool.gate)
-        return lease
+        return self._leased(*acquired)
 
     def _leased(self, pool: TenantPool, connection: Connection) -> PooledConnection:
         self._pool = pool
