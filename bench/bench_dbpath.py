@@ -49,7 +49,7 @@ from tenant_middleware.context import tenant_db
 from tenant_middleware.db._sqlite.connection import SQLiteConnection
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
 SELECT = "SELECT id, title, body FROM notes WHERE id = ?"
 INSERT = "INSERT INTO notes (title, body, created_at) VALUES ('t', 'b', 0)"
@@ -234,6 +234,35 @@ async def idle_lateness(seconds: float) -> dict[str, float]:
     return {"ops_per_s": 0.0, **beat.summary()}
 
 
+class Mix:
+    """What the 32 tasks of a lateness run share: whether to stop, and the operations run."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.ops = 0
+
+
+async def run_mix(
+    seconds: float, start: Callable[[Mix], list[Coroutine[Any, Any, None]]]
+) -> dict[str, float]:
+    """Run `start(mix)`'s tasks for `seconds` beside the heartbeat: ops/s and its lateness."""
+    mix = Mix()
+    heart = Heartbeat()
+    # As `interleaved` does: what exists now is out of the collector's sight, as in a
+    # long-running server, so a full collection scans only what the requests allocate.
+    gc.collect()
+    gc.freeze()
+    tasks = [asyncio.ensure_future(task) for task in start(mix)]
+    beat = asyncio.ensure_future(heart.run(lambda: mix.stopped))
+    began = time.perf_counter()
+    await asyncio.sleep(seconds)
+    mix.stopped = True
+    await asyncio.gather(*tasks, beat)
+    elapsed = time.perf_counter() - began
+    heart.close()
+    return {"ops_per_s": mix.ops / elapsed, **heart.summary()}
+
+
 async def lateness(
     tenancy: Tenancy,
     tenants: list[TenantContext],
@@ -243,49 +272,35 @@ async def lateness(
     writes: bool = True,
 ) -> dict[str, float]:
     """Heartbeat lateness (ms) and ops/s while 32 tasks query 8 tenants through tenant_db()."""
-    stop = False
-    ops = 0
-    heart = Heartbeat()
 
-    async def worker(i: int) -> None:
-        nonlocal ops
+    async def worker(mix: Mix, i: int) -> None:
         tenant = tenants[i % len(tenants)]
         n = 0
         async with tenant_scope(tenant, tenancy=tenancy):
-            while not stop:
+            while not mix.stopped:
                 async with tenant_db() as db:
                     if writes and n % 5 == 4:
                         await db.execute(INSERT)
                     else:
                         await db.execute(SELECT, (2,))
                 n += 1
-                ops += 1
+                mix.ops += 1
                 # A request yields on its own I/O (reading the body, sending the answer); an
                 # inline statement does not, so a task that only queried would never yield.
                 await asyncio.sleep(0)
 
-    async def heavy_query() -> None:
+    async def heavy_query(mix: Mix) -> None:
         async with tenant_scope(tenants[0], tenancy=tenancy):
-            while not stop:
+            while not mix.stopped:
                 async with tenant_db() as db:
                     await db.execute(LONG)
                 await asyncio.sleep(0.05)
 
-    # As `interleaved` does: what exists now is out of the collector's sight, as in a
-    # long-running server, so a full collection scans only what the requests allocate.
-    gc.collect()
-    gc.freeze()
-    tasks = [asyncio.ensure_future(worker(i)) for i in range(32)]
-    if heavy:
-        tasks.append(asyncio.ensure_future(heavy_query()))
-    beat = asyncio.ensure_future(heart.run(lambda: stop))
-    start = time.perf_counter()
-    await asyncio.sleep(seconds)
-    stop = True
-    await asyncio.gather(*tasks, beat)
-    elapsed = time.perf_counter() - start
-    heart.close()
-    return {"ops_per_s": ops / elapsed, **heart.summary()}
+    def start(mix: Mix) -> list[Coroutine[Any, Any, None]]:
+        tasks = [worker(mix, i) for i in range(32)]
+        return [*tasks, heavy_query(mix)] if heavy else tasks
+
+    return await run_mix(seconds, start)
 
 
 async def driver_lateness(paths: list[Path], seconds: float, *, driver: str) -> dict[str, float]:
@@ -295,51 +310,36 @@ async def driver_lateness(paths: list[Path], seconds: float, *, driver: str) -> 
     design running statements on the loop pays for the statements themselves); `aiosqlite`:
     a thread per connection.
     """
-    stop = False
-    ops = 0
-    heart = Heartbeat()
 
-    async def stdlib_task(i: int) -> None:
-        nonlocal ops
+    async def stdlib_task(mix: Mix, i: int) -> None:
         db = sqlite3.connect(paths[i % len(paths)], isolation_level=None)
         db.execute("PRAGMA synchronous = NORMAL")
         n = 0
-        while not stop:
+        while not mix.stopped:
             if n % 5 == 4:
                 db.execute(INSERT)
             else:
                 db.execute(SELECT, (2,)).fetchall()
             n += 1
-            ops += 1
+            mix.ops += 1
             await asyncio.sleep(0)
         db.close()
 
-    async def aiosqlite_task(i: int) -> None:
-        nonlocal ops
+    async def aiosqlite_task(mix: Mix, i: int) -> None:
         async with aiosqlite.connect(paths[i % len(paths)], isolation_level=None) as db:
             await db.execute("PRAGMA synchronous = NORMAL")
             n = 0
-            while not stop:
+            while not mix.stopped:
                 if n % 5 == 4:
                     await db.execute(INSERT)
                 else:
                     await db.execute_fetchall(SELECT, (2,))
                 n += 1
-                ops += 1
+                mix.ops += 1
                 await asyncio.sleep(0)
 
     task = stdlib_task if driver == "stdlib" else aiosqlite_task
-    gc.collect()
-    gc.freeze()
-    tasks = [asyncio.ensure_future(task(i)) for i in range(32)]
-    beat = asyncio.ensure_future(heart.run(lambda: stop))
-    start = time.perf_counter()
-    await asyncio.sleep(seconds)
-    stop = True
-    await asyncio.gather(*tasks, beat)
-    elapsed = time.perf_counter() - start
-    heart.close()
-    return {"ops_per_s": ops / elapsed, **heart.summary()}
+    return await run_mix(seconds, lambda mix: [task(mix, i) for i in range(32)])
 
 
 def _lateness_only_option(parser: argparse.ArgumentParser) -> None:
