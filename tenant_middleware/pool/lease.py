@@ -157,7 +157,7 @@ class Lease:
         # common case costs one attribute read.
         if manager.breakers.watching or (exc is not None and isinstance(exc, DatabaseUnreachable)):
             manager._lease_ended(self._tenant_id, exc)
-        lease._released = True  # `lease._release()`, inlined
+        lease._released = True  # set here, not by a method: every lease's exit runs this
         connection = lease._connection
         if manager._check_in(pool, connection):
             return manager._close_connection(connection, pool)

@@ -30,7 +30,8 @@ logger = logging.getLogger("tenant_middleware.pool")
 MEMORY = ":memory:"
 NO_WAIT = "PRAGMA busy_timeout = 0"
 # A WAL still holding this many frames after a PASSIVE checkpoint is started over (2 MiB of
-# 4 KiB pages: under `persist.JOURNAL_SIZE_LIMIT`, so SQLite never truncates it on the loop).
+# 4 KiB pages, half of `persist.JOURNAL_SIZE_LIMIT`: started over well before SQLite would
+# truncate it, which it does on a commit, on the loop).
 RESTART_FRAMES = 512
 # How long restarting it may wait for the write lock (between two inline writes) or for
 # readers of the old frames, holding off writers meanwhile.
