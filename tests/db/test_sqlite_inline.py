@@ -16,6 +16,7 @@ from tenant_middleware.errors import DatabaseBusy
 from tests.db.conftest import Opener
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from tenant_middleware.db import SQLiteConnection
@@ -179,6 +180,16 @@ async def test_inline_writes_checkpoint_the_wal_on_a_worker(
     assert wal.stat().st_size < CHECKPOINT_EVERY * 3 * page
 
 
+async def _insert_in_turn(
+    conn: SQLiteConnection, writes: int, after_each: Callable[[], object] = lambda: None
+) -> None:
+    # One row at a time, yielding between rows: several of these interleave their writes.
+    for i in range(writes):
+        await conn.execute("INSERT INTO t VALUES (?)", (i,))
+        await asyncio.sleep(0)
+        after_each()
+
+
 def _wal_salt(wal: Path) -> int:
     # The WAL header's first salt: SQLite adds one to it each time the WAL is started over.
     salt: int = struct.unpack(">I", wal.read_bytes()[16:20])[0]
@@ -197,16 +208,14 @@ async def test_writes_overlapping_every_checkpoint_still_restart_the_wal(
     wal = tmp_path / "busy.db-wal"
     salt = _wal_salt(wal)
     writes = CHECKPOINT_EVERY * 10
-    largest = 0
-
-    async def write(conn: SQLiteConnection) -> None:
-        nonlocal largest
-        for i in range(writes):
-            await conn.execute("INSERT INTO t VALUES (?)", (i,))
-            await asyncio.sleep(0)
-            largest = max(largest, wal.stat().st_size)
-
-    await asyncio.gather(*(write(conn) for conn in connections))
+    sizes: list[int] = []
+    await asyncio.gather(
+        *(
+            _insert_in_turn(conn, writes, lambda: sizes.append(wal.stat().st_size))
+            for conn in connections
+        )
+    )
+    largest = max(sizes)
     assert (await connections[0].execute("SELECT count(*) FROM t")).scalar() == 4 * writes
     restarts = _wal_salt(wal) - salt
     # Each round of checkpoints (the four reach CHECKPOINT_EVERY together) finds it past
@@ -229,12 +238,7 @@ async def test_a_reader_keeps_its_snapshot_while_writes_want_the_wal_restarted(
     async with reader.transaction(write=False) as tx:
         assert (await tx.execute("SELECT count(*) FROM t")).scalar() == 1
 
-        async def write(conn: SQLiteConnection) -> None:
-            for i in range(CHECKPOINT_EVERY * 5):
-                await conn.execute("INSERT INTO t VALUES (?)", (i,))
-                await asyncio.sleep(0)
-
-        await asyncio.gather(*(write(conn) for conn in writers))
+        await asyncio.gather(*(_insert_in_turn(conn, CHECKPOINT_EVERY * 5) for conn in writers))
         assert (await tx.execute("SELECT count(*) FROM t")).scalar() == 1
     assert (await reader.execute("SELECT count(*) FROM t")).scalar() == 1 + 2 * 5 * CHECKPOINT_EVERY
 
