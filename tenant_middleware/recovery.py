@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import httpx
-
 from tenant_middleware.errors import DuplicateTenant, PlatformUnavailable, TenancyError
 from tenant_middleware.identity import Identity, read_identity
 from tenant_middleware.models import EventKind, TenantContext, TenantKey, TenantStatus
@@ -189,6 +187,8 @@ class Recovery:
 
 
 async def _served_namespaces(admin_url: str) -> set[str]:
+    import httpx  # here: only recovery on sqld asks its admin API; local files never load it
+
     async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
         try:
             response = await client.get(admin_url.rstrip("/") + "/metrics")

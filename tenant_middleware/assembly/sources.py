@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from tenant_middleware.sources.custom_domain import CustomDomainSource
 from tenant_middleware.sources.header import HeaderSource
-from tenant_middleware.sources.jwt import JWTSource
 from tenant_middleware.sources.path import PathSource
 from tenant_middleware.sources.session import SessionSource
 from tenant_middleware.sources.subdomain import SubdomainSource
@@ -49,6 +48,9 @@ def _build(name: str, config: TenancyConfig, http_client: httpx.AsyncClient | No
             require_trusted_proxy=config.header_requires_trusted_proxy,
         )
     if name == "jwt":
+        # Imported here: an app without JWTs never loads pyjwt, cryptography and httpx.
+        from tenant_middleware.sources.jwt import JWTSource
+
         return JWTSource(
             algorithms=config.jwt_algorithms,
             secret=config.jwt_secret or None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from tenant_middleware.db._hrana.connection import RemoteConnection
 from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.errors import ConfigError
 from tenant_middleware.naming import REMOTE_SCHEMES, is_remote, url_scheme
@@ -33,6 +32,9 @@ async def connect(
     URL's `authToken`), through `client` if given; see `RemoteConnection`.
     """
     if is_remote(url):
+        # Imported here: a process on local files never loads the Hrana client and httpx.
+        from tenant_middleware.db._hrana.connection import RemoteConnection
+
         return await RemoteConnection.open(
             url,
             token=token,

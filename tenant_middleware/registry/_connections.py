@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from tenant_middleware.db._hrana.connection import HranaClient
 from tenant_middleware.db.connect import connect, local_path
 from tenant_middleware.errors import ConfigError, RegistryError
 from tenant_middleware.naming import is_remote
@@ -21,7 +20,7 @@ from tenant_middleware.registry.migrations import migrate
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tenant_middleware.db._hrana.connection import TokenProvider
+    from tenant_middleware.db._hrana.connection import HranaClient, TokenProvider
     from tenant_middleware.db.protocol import Connection
 
 
@@ -72,6 +71,9 @@ class ConnectionSet:
                 return
             opened: list[Connection] = []
             if self.remote:
+                # Imported here: a local control plane never loads the Hrana client and httpx.
+                from tenant_middleware.db._hrana.connection import HranaClient
+
                 self._client = HranaClient()
             try:
                 opened.append(await self._connect())

@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
-
 from tenant_middleware.db._sqlite.connection import SQLiteConnection
 from tenant_middleware.db.connect import local_path
 from tenant_middleware.errors import ConfigError, RegistryError
@@ -85,6 +83,8 @@ class ControlPlaneBackup:
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         scheme = "https" if secure else "http"
+        import httpx  # here: a local control plane's backup never loads it
+
         async with httpx.AsyncClient(timeout=self._timeout, trust_env=False) as client:
             try:
                 response = await client.get(f"{scheme}://{address}/dump", headers=headers)

@@ -1,4 +1,5 @@
-"""What a run imports: `--help`, usage errors and `generate-key` leave the runtime alone."""
+"""What a run imports: `--help`, usage errors and `generate-key` leave the runtime alone, and a
+command on local files the remote backends."""
 
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ RUNTIME = (
     "httpx",
     "jwt",
     "starlette",
+)
+# What only remote databases and JWTs need: a command on local files loads none of it.
+REMOTE = (
+    "tenant_middleware.db._hrana",
+    "tenant_middleware.provisioning.sqld",
+    "tenant_middleware.provisioning.turso",
+    "tenant_middleware.sources.jwt",
+    "httpx",
+    "jwt",
 )
 # Nor does printing a key entry need an event loop or rich's consoles.
 KEYGEN = (*RUNTIME, "asyncio", "rich")
@@ -100,9 +110,11 @@ def test_the_cli_imports_only_what_its_command_needs(cli: CLI) -> None:
     assert _among(help_modules, PARSING) == []
     assert _among(usage_modules, PARSING) == []
     assert _among(key_modules, KEYGEN) == []
-    # The probe sees the runtime where a command does need it.
+    # The probe sees the runtime where a command does need it, without the remote backends.
     assert listed[0] == 0
     assert "tenant_middleware.runtime" in listed[1]
+    assert "tenant_middleware.registry" in listed[1]
+    assert _among(listed[1], REMOTE) == []
 
 
 def test_help_through_the_package_imports_no_runtime(cli: CLI) -> None:
