@@ -456,6 +456,8 @@ async def main() -> None:
 
         tenant_files = [inline.provisioner.locate(t.id).path for t in tenants]
         paths = [path for path in tenant_files if path is not None]
+        rate = PACED_OPS_PER_S
+        paced = f"{rate:,.0f} ops/s"
         runs: dict[str, list[dict[str, float]]] = {
             "idle loop (machine noise)": [],
             "stdlib sqlite3 on the loop (floor)": [],
@@ -464,12 +466,11 @@ async def main() -> None:
             "thread-only": [],
             "inline, heavy query": [],
             "inline, reads only": [],
-            f"stdlib sqlite3 on the loop, {PACED_OPS_PER_S:,.0f} ops/s": [],
-            f"aiosqlite, {PACED_OPS_PER_S:,.0f} ops/s": [],
-            f"inline, {PACED_OPS_PER_S:,.0f} ops/s": [],
-            f"thread-only, {PACED_OPS_PER_S:,.0f} ops/s": [],
+            f"stdlib sqlite3 on the loop, {paced}": [],
+            f"aiosqlite, {paced}": [],
+            f"inline, {paced}": [],
+            f"thread-only, {paced}": [],
         }
-        paced = f"{PACED_OPS_PER_S:,.0f} ops/s"
         for _ in range(3):  # interleaved: the neighbours' load hits every variant alike
             runs["idle loop (machine noise)"].append(await idle_lateness(seconds))
             runs["stdlib sqlite3 on the loop (floor)"].append(
@@ -484,7 +485,6 @@ async def main() -> None:
             runs["inline, reads only"].append(
                 await lateness(inline, tenants, seconds, heavy=False, writes=False)
             )
-            rate = PACED_OPS_PER_S
             runs[f"stdlib sqlite3 on the loop, {paced}"].append(
                 await driver_lateness(paths, seconds, driver="stdlib", rate=rate)
             )
